@@ -1,0 +1,382 @@
+/* Data sets: rows of bytes (scaled on the way out) or floats, with optional
+   labels, built from host memory or from MNIST-style idx files. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Same element limit as tensors, so any data set row range fits a tensor. */
+#define MAX_ELEMENTS ((int64_t)1 << 40)
+/* An idx header claiming more than this is rejected as absurd. */
+#define IDX_MAX_BYTES ((int64_t)1 << 34)
+/* The payload buffer starts at most this big and doubles as data arrive, so
+   a lying header in a short (or compressed) file costs little memory. */
+#define IDX_FIRST_ALLOC ((size_t)1 << 24)
+/* gzread takes an unsigned length and returns an int. */
+#define IDX_READ_CHUNK ((size_t)1 << 30)
+
+static int too_many(int64_t count, size_t elem_size)
+{
+    return count > MAX_ELEMENTS || (uint64_t)count > SIZE_MAX / elem_size;
+}
+
+/* Validates the shape and allocates the struct with labels copied; the
+   caller attaches bytes or values. */
+static vae_status new_dataset(const char *what, int64_t n, int ndim, const int *dims,
+                              const int32_t *labels, vae_dataset **out)
+{
+    int64_t row_size = 1;
+    vae_dataset *ds = NULL;
+    if (n < 1)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: row count must be positive (got %lld)", what,
+                         (long long)n);
+    if (ndim < 1 || ndim > VAE_MAX_ROW_DIMS || !dims)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: per-row ndim must be 1 to %d (got %d)", what,
+                         VAE_MAX_ROW_DIMS, ndim);
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1)
+            return vae__fail(VAE_ERR_ARGUMENT, "%s: row dimension %d has bad size %d", what, i,
+                             dims[i]);
+        if (too_many(row_size * dims[i], sizeof(float)))
+            return vae__fail(VAE_ERR_ARGUMENT, "%s: row size overflows at dimension %d", what, i);
+        row_size *= dims[i];
+    }
+    if (n > MAX_ELEMENTS / row_size || too_many(n * row_size, sizeof(float)))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: %lld rows of %lld elements are too many", what,
+                         (long long)n, (long long)row_size);
+    ds = vae__calloc(1, sizeof *ds);
+    if (!ds)
+        return VAE_ERR_NO_MEMORY;
+    ds->count = n;
+    ds->ndim = ndim;
+    memcpy(ds->dims, dims, (size_t)ndim * sizeof *dims);
+    ds->row_size = row_size;
+    ds->scale = 1.0f;
+    if (labels) {
+        ds->labels = vae__alloc((size_t)n * sizeof *labels);
+        if (!ds->labels) {
+            free(ds);
+            return VAE_ERR_NO_MEMORY;
+        }
+        memcpy(ds->labels, labels, (size_t)n * sizeof *labels);
+    }
+    *out = ds;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, const int *dims,
+                                       const uint8_t *pixels, const int32_t *labels,
+                                       float scale)
+{
+    vae_dataset *ds = NULL;
+    if (!out || !pixels)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_u8: NULL argument");
+    if (!isfinite(scale))
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_u8: scale is not finite");
+    VAE_TRY(new_dataset("vae_dataset_from_u8", n, ndim, dims, labels, &ds));
+    ds->scale = scale;
+    ds->bytes = vae__alloc((size_t)(n * ds->row_size));
+    if (!ds->bytes) {
+        vae_dataset_free(ds);
+        return VAE_ERR_NO_MEMORY;
+    }
+    memcpy(ds->bytes, pixels, (size_t)(n * ds->row_size));
+    *out = ds;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_dataset_from_f32(vae_dataset **out, int64_t n, int ndim, const int *dims,
+                                        const float *values, const int32_t *labels)
+{
+    vae_dataset *ds = NULL;
+    if (!out || !values)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_f32: NULL argument");
+    VAE_TRY(new_dataset("vae_dataset_from_f32", n, ndim, dims, labels, &ds));
+    ds->values = vae__alloc_floats(n * ds->row_size);
+    if (!ds->values) {
+        vae_dataset_free(ds);
+        return VAE_ERR_NO_MEMORY;
+    }
+    memcpy(ds->values, values, (size_t)(n * ds->row_size) * sizeof(float));
+    *out = ds;
+    return VAE_OK;
+}
+
+/* ---- idx files ---- */
+
+typedef struct idx_file {
+    const char *path;
+    gzFile gz;
+    int ndim;         /* including the leading count */
+    int64_t dims[4];  /* dims[0] is the number of images or labels */
+    int64_t row_size; /* product of dims[1..] (1 for labels) */
+    uint8_t *data;    /* dims[0] * row_size bytes once read */
+} idx_file;
+
+/* Turns a failed gzread into a status: an OS error or undecodable data. */
+static vae_status idx_read_error(const idx_file *f)
+{
+    int err, saved_errno = errno;
+    const char *msg = gzerror(f->gz, &err);
+    size_t skip = strlen(f->path);
+    if (err == Z_ERRNO)
+        return vae__fail(VAE_ERR_IO, "%s: read error: %s", f->path, strerror(saved_errno));
+    if (strncmp(msg, f->path, skip) == 0 && strncmp(msg + skip, ": ", 2) == 0)
+        msg += skip + 2; /* zlib already prefixes "path: " */
+    return vae__fail(VAE_ERR_FORMAT, "%s: corrupt gzip data (%s)", f->path, msg);
+}
+
+/* Reads up to n bytes; *got < n means the file ended first. */
+static vae_status idx_read_bytes(idx_file *f, void *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got < IDX_READ_CHUNK ? n - *got : IDX_READ_CHUNK;
+        int r = gzread(f->gz, (char *)buf + *got, (unsigned)want);
+        if (r < 0)
+            return idx_read_error(f);
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    return VAE_OK;
+}
+
+/* "60000 images of 28x28" or "60000 labels", for messages. */
+static void idx_describe(const idx_file *f, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%lld %s", (long long)f->dims[0],
+                     f->ndim == 1 ? "labels" : "images of ");
+    for (int i = 1; i < f->ndim && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, i > 1 ? "x%lld" : "%lld",
+                      (long long)f->dims[i]);
+}
+
+static vae_status idx_header(idx_file *f, int labels)
+{
+    uint8_t head[4 + 4 * 4];
+    size_t got, dims_bytes;
+    int64_t total = 1;
+    VAE_TRY(idx_read_bytes(f, head, 4, &got));
+    if (got < 4)
+        return vae__fail(VAE_ERR_FORMAT, "%s: truncated header: file ends after %zu bytes",
+                         f->path, got);
+    if (head[0] != 0 || head[1] != 0)
+        return vae__fail(VAE_ERR_FORMAT, "%s: not an idx file (magic bytes %02x %02x %02x %02x)",
+                         f->path, head[0], head[1], head[2], head[3]);
+    if (head[2] != 0x08)
+        return vae__fail(VAE_ERR_FORMAT,
+                         "%s: idx data type 0x%02x is not supported (only 0x08, unsigned byte)",
+                         f->path, head[2]);
+    f->ndim = head[3];
+    if (labels ? f->ndim != 1 : (f->ndim < 2 || f->ndim > 4))
+        return vae__fail(VAE_ERR_FORMAT, "%s: %d dimensions, but %s files need %s", f->path,
+                         f->ndim, labels ? "label" : "image", labels ? "1" : "2 to 4");
+    dims_bytes = 4 * (size_t)f->ndim;
+    VAE_TRY(idx_read_bytes(f, head + 4, dims_bytes, &got));
+    if (got < dims_bytes)
+        return vae__fail(VAE_ERR_FORMAT,
+                         "%s: truncated header: file ends after %zu of its %zu header bytes",
+                         f->path, 4 + got, 4 + dims_bytes);
+    for (int i = 0; i < f->ndim; i++) {
+        const uint8_t *p = head + 4 + 4 * i;
+        int64_t d = (int64_t)p[0] << 24 | (int64_t)p[1] << 16 | p[2] << 8 | p[3];
+        if (d == 0)
+            return vae__fail(VAE_ERR_FORMAT, "%s: dimension %d is zero", f->path, i);
+        /* Row dims must fit an int for vae_dataset_row_dims. */
+        if (d > IDX_MAX_BYTES / total || (i > 0 && d > INT_MAX))
+            return vae__fail(VAE_ERR_FORMAT,
+                             "%s: oversized: dimension %d of %lld makes more than 2^34 bytes",
+                             f->path, i, (long long)d);
+        f->dims[i] = d;
+        total *= d;
+    }
+    f->row_size = total / f->dims[0];
+    return VAE_OK;
+}
+
+/* Grows the buffer only as data arrive: the claimed size of a gz file
+   cannot be checked before reading it. */
+static vae_status idx_payload(idx_file *f)
+{
+    size_t want = (size_t)(f->dims[0] * f->row_size), have = 0, cap = 0, got;
+    char what[96];
+    uint8_t extra;
+    while (have < want) {
+        if (have == cap) {
+            size_t next = cap ? 2 * cap : IDX_FIRST_ALLOC;
+            uint8_t *p = realloc(f->data, next < want ? next : want);
+            if (!p)
+                return vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory reading %zu bytes",
+                                 f->path, want);
+            f->data = p;
+            cap = next < want ? next : want;
+        }
+        VAE_TRY(idx_read_bytes(f, f->data + have, cap - have, &got));
+        have += got;
+        if (have < cap) {
+            idx_describe(f, what, sizeof what);
+            return vae__fail(VAE_ERR_FORMAT,
+                             "%s: truncated: header says %s but file ends after %zu bytes of %s",
+                             f->path, what, have, f->ndim == 1 ? "labels" : "pixels");
+        }
+    }
+    VAE_TRY(idx_read_bytes(f, &extra, 1, &got));
+    if (got) {
+        idx_describe(f, what, sizeof what);
+        return vae__fail(VAE_ERR_FORMAT, "%s: longer than its header says (%s)", f->path, what);
+    }
+    return VAE_OK;
+}
+
+/* Reads a whole idx file into f; on failure nothing stays allocated. */
+static vae_status idx_read(idx_file *f, const char *path, int labels)
+{
+    vae_status s;
+    f->path = path;
+    errno = 0;
+    f->gz = gzopen(path, "rb");
+    if (!f->gz)
+        return errno ? vae__fail(VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno))
+                     : vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory opening", path);
+    gzbuffer(f->gz, 1 << 17);
+    s = idx_header(f, labels);
+    if (s == VAE_OK)
+        s = idx_payload(f);
+    gzclose(f->gz);
+    f->gz = NULL;
+    if (s != VAE_OK) {
+        free(f->data);
+        f->data = NULL;
+    }
+    return s;
+}
+
+/* Takes the pixels from img; copies the labels from lab (if read). */
+static vae_status idx_to_dataset(idx_file *img, const idx_file *lab, vae_dataset **out)
+{
+    int dims[VAE_MAX_ROW_DIMS];
+    vae_dataset *ds = NULL;
+    for (int i = 1; i < img->ndim; i++)
+        dims[i - 1] = (int)img->dims[i];
+    VAE_TRY(new_dataset(img->path, img->dims[0], img->ndim - 1, dims, NULL, &ds));
+    ds->bytes = img->data;
+    img->data = NULL;
+    ds->scale = 1.0f / 255.0f;
+    if (lab->data) {
+        ds->labels = vae__alloc((size_t)ds->count * sizeof *ds->labels);
+        if (!ds->labels) {
+            vae_dataset_free(ds);
+            return VAE_ERR_NO_MEMORY;
+        }
+        for (int64_t i = 0; i < ds->count; i++)
+            ds->labels[i] = lab->data[i];
+    }
+    *out = ds;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_dataset_load_idx(vae_dataset **out, const char *images_path,
+                                        const char *labels_path)
+{
+    idx_file img = {0}, lab = {0};
+    vae_status s;
+    if (!out || !images_path)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_load_idx: NULL argument");
+    s = idx_read(&img, images_path, 0);
+    if (s == VAE_OK && labels_path)
+        s = idx_read(&lab, labels_path, 1);
+    if (s == VAE_OK && labels_path && lab.dims[0] != img.dims[0])
+        s = vae__fail(VAE_ERR_FORMAT, "%s: has %lld labels but %s has %lld images", labels_path,
+                      (long long)lab.dims[0], images_path, (long long)img.dims[0]);
+    if (s == VAE_OK)
+        s = idx_to_dataset(&img, &lab, out);
+    free(img.data);
+    free(lab.data);
+    return s;
+}
+
+/* ---- access ---- */
+
+VAE_API void vae_dataset_free(vae_dataset *ds)
+{
+    if (!ds)
+        return;
+    free(ds->bytes);
+    vae__free_aligned(ds->values);
+    free(ds->labels);
+    free(ds);
+}
+
+VAE_API int64_t vae_dataset_count(const vae_dataset *ds) { return ds ? ds->count : 0; }
+
+VAE_API int64_t vae_dataset_row_size(const vae_dataset *ds) { return ds ? ds->row_size : 0; }
+
+VAE_API int vae_dataset_row_dims(const vae_dataset *ds, int *dims)
+{
+    if (!ds)
+        return 0;
+    if (dims)
+        memcpy(dims, ds->dims, (size_t)ds->ndim * sizeof *dims);
+    return ds->ndim;
+}
+
+VAE_API int vae_dataset_has_labels(const vae_dataset *ds) { return ds && ds->labels; }
+
+VAE_API int32_t vae_dataset_label(const vae_dataset *ds, int64_t i)
+{
+    if (!ds || !ds->labels || i < 0 || i >= ds->count)
+        return -1;
+    return ds->labels[i];
+}
+
+VAE_API vae_status vae_dataset_truncate(vae_dataset *ds, int64_t n)
+{
+    if (!ds)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_truncate: data set is NULL");
+    if (n < 1 || n > ds->count)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_truncate: %lld rows asked, must be 1 to %lld",
+                         (long long)n, (long long)ds->count);
+    /* The tail stays allocated: shrinking would buy little and could fail. */
+    ds->count = n;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_dataset_get(const vae_dataset *ds, int64_t first, vae_tensor *out)
+{
+    int64_t rows;
+    if (!ds || !out)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_get: NULL argument");
+    VAE_TRY(vae__tensor_check_rows(out, "vae_dataset_get", ds->row_size, &rows));
+    if (first < 0 || first > ds->count - rows)
+        return vae__fail(VAE_ERR_ARGUMENT,
+                         "vae_dataset_get: %lld rows from row %lld do not fit in %lld rows",
+                         (long long)rows, (long long)first, (long long)ds->count);
+    vae__dataset_rows(ds, NULL, first, rows, out->data);
+    return VAE_OK;
+}
+
+/* Kept branch-free so the compiler vectorizes it. */
+static void bytes_to_floats(const uint8_t *restrict src, size_t n, float scale,
+                            float *restrict dst)
+{
+    for (size_t j = 0; j < n; j++)
+        dst[j] = (float)src[j] * scale;
+}
+
+void vae__dataset_rows(const vae_dataset *ds, const int64_t *idx, int64_t first, int64_t n,
+                       float *out)
+{
+    size_t rs = (size_t)ds->row_size;
+    for (int64_t i = 0; i < n; i++, out += rs) {
+        size_t at = (size_t)(idx ? idx[i] : first + i) * rs;
+        if (ds->values)
+            memcpy(out, ds->values + at, rs * sizeof *out);
+        else
+            bytes_to_floats(ds->bytes + at, rs, ds->scale, out);
+    }
+}

@@ -1,0 +1,325 @@
+/* Running graphs: plans, memory planned once per model, forward and
+   backward passes, and the data-parallel batch job. */
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks what `targets` need, stopping at `fed`; lists it in order. */
+static vae_status build_plan(const vae_graph *g, plan *p, const int *targets, int n_targets,
+                             int fed)
+{
+    unsigned char *need = vae__calloc((size_t)g->n_nodes, 1);
+    if (!need)
+        return VAE_ERR_NO_MEMORY;
+    for (int t = 0; t < n_targets; t++)
+        need[targets[t]] = 1;
+    for (int id = g->n_nodes - 1; id >= 0; id--) {
+        const node *n = &g->nodes[id];
+        if (!need[id] || id == fed)
+            continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0)
+                need[n->in[k]] = 1;
+    }
+    p->nodes = vae__calloc((size_t)g->n_nodes, sizeof *p->nodes);
+    p->noise = vae__calloc((size_t)g->n_nodes, sizeof *p->noise);
+    if (!p->nodes || !p->noise) {
+        free(need);
+        return VAE_ERR_NO_MEMORY;
+    }
+    p->feed = fed;
+    for (int id = 0; id < g->n_nodes; id++) {
+        if (!need[id])
+            continue;
+        p->nodes[p->count++] = id;
+        if (g->nodes[id].op == OP_NOISE && id != fed)
+            p->noise[p->n_noise++] = id;
+        if (g->nodes[id].op == OP_INPUT && id != fed) {
+            free(need);
+            return vae__fail(VAE_ERR_STATE, "the graph needs input node %d (%s), which is not "
+                             "the model's input", id, g->nodes[id].name ? g->nodes[id].name : "unnamed");
+        }
+    }
+    free(need);
+    return VAE_OK;
+}
+
+vae_status vae__model_build_plans(vae_model *m)
+{
+    const int *r = m->g->roles;
+    int train[2] = {r[VAE_ROLE_OBJECTIVE], r[VAE_ROLE_NELBO]};
+    int encode[2] = {r[VAE_ROLE_LATENT_MEAN], r[VAE_ROLE_LATENT_LOGVAR]};
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_TRAIN], train, 2, r[VAE_ROLE_INPUT]));
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_EVAL], &r[VAE_ROLE_NELBO], 1, r[VAE_ROLE_INPUT]));
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_ENCODE], encode, 2, r[VAE_ROLE_INPUT]));
+    return build_plan(m->g, &m->plans[PLAN_DECODE], &r[VAE_ROLE_DECODED], 1, r[VAE_ROLE_LATENT]);
+}
+
+void vae__model_free_plans(vae_model *m)
+{
+    for (int i = 0; i < PLAN_COUNT; i++) {
+        free(m->plans[i].nodes);
+        free(m->plans[i].noise);
+        memset(&m->plans[i], 0, sizeof m->plans[i]);
+    }
+}
+
+/* Floats a node takes in a worker's arena, rounded up to 64 bytes. */
+static int64_t arena_floats(const node *n, int rows)
+{
+    int64_t count = n->batched ? n->size * rows : n->size;
+    return (count + 15) & ~(int64_t)15;
+}
+
+/* Which nodes get values: every node of any plan except parameters. */
+static void planned_nodes(const vae_model *m, unsigned char *in_any, unsigned char *in_train)
+{
+    for (int i = 0; i < PLAN_COUNT; i++)
+        for (int k = 0; k < m->plans[i].count; k++)
+            in_any[m->plans[i].nodes[k]] = 1;
+    for (int k = 0; k < m->plans[PLAN_TRAIN].count; k++)
+        in_train[m->plans[PLAN_TRAIN].nodes[k]] = 1;
+}
+
+static void free_worker(worker *w)
+{
+    free(w->c.val);
+    free(w->c.grad);
+    free(w->c.fresh);
+    vae__free_aligned(w->values);
+    vae__free_aligned(w->grads);
+    vae__free_aligned(w->c.param_grad);
+    memset(w, 0, sizeof *w);
+}
+
+void vae__model_unplan(vae_model *m)
+{
+    for (int t = 0; m->workers && t < m->threads; t++)
+        free_worker(&m->workers[t]);
+    free(m->workers);
+    m->workers = NULL;
+    vae__pool_free(m->pool);
+    m->pool = NULL;
+    m->planned = 0;
+    m->planned_bytes = 0;
+}
+
+static vae_status plan_values(vae_model *m, worker *w, const unsigned char *in_any)
+{
+    const vae_graph *g = m->g;
+    int64_t total = 0, at = 0;
+    w->c.val = vae__calloc((size_t)g->n_nodes, sizeof *w->c.val);
+    w->c.grad = vae__calloc((size_t)g->n_nodes, sizeof *w->c.grad);
+    w->c.fresh = vae__calloc((size_t)g->n_nodes, 1);
+    if (!w->c.val || !w->c.grad || !w->c.fresh)
+        return VAE_ERR_NO_MEMORY;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (in_any[id] && g->nodes[id].op != OP_PARAM)
+            total += arena_floats(&g->nodes[id], m->slice_rows);
+    if (!(w->values = vae__alloc_floats(total)))
+        return VAE_ERR_NO_MEMORY;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        if (n->op == OP_PARAM)
+            w->c.val[id] = g->params + n->param_offset;
+        else if (in_any[id]) {
+            w->c.val[id] = w->values + at;
+            at += arena_floats(n, m->slice_rows);
+        }
+    }
+    m->planned_bytes += total * (int64_t)sizeof(float);
+    return VAE_OK;
+}
+
+static vae_status plan_grads(vae_model *m, worker *w, const unsigned char *in_train)
+{
+    const vae_graph *g = m->g;
+    int64_t total = 0, at = 0;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (in_train[id] && g->nodes[id].needs_grad && g->nodes[id].op != OP_PARAM)
+            total += arena_floats(&g->nodes[id], m->slice_rows);
+    if (!(w->grads = vae__alloc_floats(total)) ||
+        !(w->c.param_grad = vae__alloc_floats(g->n_params)))
+        return VAE_ERR_NO_MEMORY;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        if (!in_train[id] || !n->needs_grad)
+            continue;
+        if (n->op == OP_PARAM)
+            w->c.grad[id] = w->c.param_grad + n->param_offset;
+        else {
+            w->c.grad[id] = w->grads + at;
+            at += arena_floats(n, m->slice_rows);
+        }
+    }
+    m->planned_bytes += (total + g->n_params) * (int64_t)sizeof(float);
+    return VAE_OK;
+}
+
+vae_status vae__model_ensure_planned(vae_model *m, int grads)
+{
+    unsigned char *in_any = NULL, *in_train = NULL;
+    vae_status s = VAE_OK;
+    if (m->planned && (!grads || m->workers[0].grads))
+        return VAE_OK;
+    vae__blas_prepare();
+    in_any = vae__calloc((size_t)m->g->n_nodes, 1);
+    in_train = vae__calloc((size_t)m->g->n_nodes, 1);
+    if (!in_any || !in_train) {
+        s = VAE_ERR_NO_MEMORY;
+        goto done;
+    }
+    planned_nodes(m, in_any, in_train);
+    if (!m->planned) {
+        m->slice_rows = (m->max_batch + m->threads - 1) / m->threads;
+        m->workers = vae__calloc((size_t)m->threads, sizeof *m->workers);
+        if (!m->workers) {
+            s = VAE_ERR_NO_MEMORY;
+            goto done;
+        }
+        m->planned = 1;
+        for (int t = 0; t < m->threads && s == VAE_OK; t++)
+            s = plan_values(m, &m->workers[t], in_any);
+        if (s == VAE_OK && m->threads > 1)
+            s = vae__pool_create(&m->pool, m->threads);
+    }
+    for (int t = 0; grads && s == VAE_OK && t < m->threads; t++)
+        s = plan_grads(m, &m->workers[t], in_train);
+done:
+    if (s != VAE_OK)
+        vae__model_unplan(m);
+    free(in_any);
+    free(in_train);
+    return s;
+}
+
+float *vae__grad_acc(exec_ctx *c, const node *nodes, int id)
+{
+    float *g = c->grad[id];
+    if (g && c->fresh[id]) {
+        memset(g, 0, (size_t)node_count(&nodes[id], c) * sizeof *g);
+        c->fresh[id] = 0;
+    }
+    return g;
+}
+
+float *vae__grad_beta(exec_ctx *c, const node *nodes, int id, float *beta)
+{
+    (void)nodes;
+    *beta = c->fresh[id] ? 0.0f : 1.0f;
+    c->fresh[id] = 0;
+    return c->grad[id];
+}
+
+void vae__forward(const vae_model *m, const plan *p, exec_ctx *c)
+{
+    const node *nodes = m->g->nodes;
+    for (int k = 0; k < p->count; k++) {
+        int id = p->nodes[k];
+        if (id != p->feed)
+            vae__ops[nodes[id].op]->forward(nodes, id, c);
+    }
+}
+
+void vae__backward(const vae_model *m, const plan *p, exec_ctx *c)
+{
+    const vae_graph *g = m->g;
+    int objective = g->roles[VAE_ROLE_OBJECTIVE];
+    for (int k = 0; k < p->count; k++)
+        c->fresh[p->nodes[k]] = 1;
+    c->grad[objective][0] = 1.0f;
+    c->fresh[objective] = 0;
+    for (int k = p->count - 1; k >= 0; k--) {
+        int id = p->nodes[k];
+        const op_def *op = vae__ops[g->nodes[id].op];
+        if (c->grad[id] && !c->fresh[id] && op->backward)
+            op->backward(g->nodes, id, c);
+    }
+    /* Parameters the loss does not reach still need a zero gradient. */
+    for (int k = 0; k < p->count; k++) {
+        int id = p->nodes[k];
+        if (g->nodes[id].op == OP_PARAM && c->fresh[id])
+            vae__grad_acc(c, g->nodes, id);
+    }
+}
+
+void vae__split_rows(vae_model *m, int rows)
+{
+    for (int t = 0; t < m->threads; t++) {
+        worker *w = &m->workers[t];
+        w->lo = (int)((int64_t)rows * t / m->threads);
+        w->hi = (int)((int64_t)rows * (t + 1) / m->threads);
+        w->c.rows = w->hi - w->lo;
+        w->c.total_rows = rows;
+    }
+}
+
+void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng)
+{
+    for (int k = 0; k < p->n_noise; k++) {
+        int id = p->noise[k];
+        for (int t = 0; t < m->threads; t++)
+            vae__rng_normal(rng, m->workers[t].c.val[id],
+                            (int64_t)m->workers[t].c.rows * m->g->nodes[id].size);
+    }
+}
+
+static void fill_feed(const batch_job *job, worker *w)
+{
+    const node *fed = &job->m->g->nodes[job->p->feed];
+    float *dst = w->c.val[job->p->feed];
+    if (job->feed)
+        memcpy(dst, job->feed + (int64_t)w->lo * fed->size,
+               (size_t)w->c.rows * (size_t)fed->size * sizeof(float));
+    else
+        vae__dataset_rows(job->data, job->index ? job->index + w->lo : NULL, job->first + w->lo,
+                          w->c.rows, dst);
+}
+
+static double row_sum(const float *v, int rows)
+{
+    double s = 0.0;
+    for (int r = 0; r < rows; r++)
+        s += v[r];
+    return s;
+}
+
+static void run_slice(void *arg, int t)
+{
+    batch_job *job = arg;
+    const vae_model *m = job->m;
+    const int *roles = m->g->roles;
+    worker *w = &m->workers[t];
+    w->objective = w->nelbo_sum = 0.0;
+    if (w->c.rows == 0) {
+        if (job->backward)
+            memset(w->c.param_grad, 0, (size_t)m->g->n_params * sizeof(float));
+        return;
+    }
+    fill_feed(job, w);
+    vae__forward(m, job->p, &w->c);
+    if (job->backward)
+        vae__backward(m, job->p, &w->c);
+    if (job->p == &m->plans[PLAN_TRAIN])
+        w->objective = w->c.val[roles[VAE_ROLE_OBJECTIVE]][0];
+    if (job->p == &m->plans[PLAN_TRAIN] || job->p == &m->plans[PLAN_EVAL])
+        w->nelbo_sum = row_sum(w->c.val[roles[VAE_ROLE_NELBO]], w->c.rows);
+    for (int k = 0; k < 2; k++) {
+        int64_t size;
+        if (job->out_node[k] < 0 || !job->out[k])
+            continue;
+        size = m->g->nodes[job->out_node[k]].size;
+        memcpy(job->out[k] + (int64_t)w->lo * size, w->c.val[job->out_node[k]],
+               (size_t)w->c.rows * (size_t)size * sizeof(float));
+    }
+}
+
+void vae__run_batch(batch_job *job)
+{
+    vae_model *m = job->m;
+    if (m->pool)
+        vae__pool_run(m->pool, run_slice, job);
+    else
+        run_slice(job, 0);
+}

@@ -1,0 +1,127 @@
+/* The computation graph: nodes, the operation table and execution contexts.
+ *
+ * A graph is a list of nodes in creation order.  An operation can only use
+ * nodes that already exist, so creation order is a topological order and a
+ * plan is just the subset of nodes an output needs.
+ *
+ * A node is either batched (rows of `size` elements; the row count is chosen
+ * per call, up to the planned maximum) or unbatched (`size` elements: a
+ * parameter or a per-graph scalar such as the objective).
+ */
+#ifndef VAE_GRAPH_H
+#define VAE_GRAPH_H
+
+#include "internal.h"
+
+/* Operation ids are stored in model files: never renumber, only append. */
+enum {
+    OP_INPUT = 0,
+    OP_PARAM = 1,
+    OP_NOISE = 2, /* N(0, 1) values drawn by the model before each forward */
+    OP_MATMUL = 3,
+    OP_BIAS = 4,
+    OP_RELU = 5,
+    OP_LEAKY_RELU = 6,
+    OP_TANH = 7,
+    OP_SIGMOID = 8,
+    OP_SOFTPLUS = 9,
+    OP_ADD = 10,
+    OP_MUL = 11,
+    OP_SCALE = 12,
+    OP_CONCAT = 13,
+    OP_SAMPLE_NORMAL = 14,
+    OP_BCE_LOGITS = 15,
+    OP_GAUSSIAN_LOGLIK = 16,
+    OP_KL_STD_NORMAL = 17,
+    OP_SUM = 18,
+    OP_MEAN = 19,
+    OP_BATCH_MEAN = 20,
+    OP_COUNT
+};
+
+#define NODE_MAX_INPUTS 4
+
+typedef struct node {
+    int op;
+    int n_in;
+    int in[NODE_MAX_INPUTS]; /* -1 for an absent optional input */
+    int batched;
+    int ndim;
+    int dims[VAE_MAX_ROW_DIMS];
+    int64_t size;         /* elements per row (batched) or in all */
+    float fattr[2];       /* op-specific constants (slope, factor, ...) */
+    int64_t param_offset; /* OP_PARAM: where its values start in params */
+    int needs_grad;       /* depends on a parameter */
+    char *name;           /* may be NULL */
+} node;
+
+struct vae_graph {
+    node *nodes;
+    int n_nodes, cap_nodes;
+    float *params; /* all parameters, one flat array */
+    int64_t n_params, cap_params;
+    int roles[VAE_ROLE_COUNT_];
+    uint64_t seed;
+    vae_rng init_rng;
+};
+
+/* Everything one thread needs to run a plan on a slice of a batch. */
+typedef struct exec_ctx {
+    int rows;          /* rows in this slice */
+    int total_rows;    /* rows in the whole batch: batch means divide by it */
+    float **val;       /* per node: values (NULL if not planned) */
+    float **grad;      /* per node: gradient (NULL if none) */
+    unsigned char *fresh; /* per node: gradient not yet written this pass */
+    float *param_grad; /* this thread's gradient of all parameters */
+} exec_ctx;
+
+/* nodes: the graph's node table; id: the node to compute. */
+typedef void (*op_fn)(const node *nodes, int id, exec_ctx *c);
+
+typedef struct op_def {
+    const char *name;
+    int n_in;      /* inputs it takes (optional ones included) */
+    op_fn forward;
+    op_fn backward; /* NULL: no gradient flows through (inputs, noise) */
+} op_def;
+
+extern const op_def *const vae__ops[OP_COUNT];
+
+/* Elements of node n in context c. */
+static inline int64_t node_count(const node *n, const exec_ctx *c)
+{
+    return n->batched ? (int64_t)c->rows * n->size : n->size;
+}
+
+/* The gradient of input node `id` for accumulation: zeroed first if this
+   pass has not written it yet.  NULL if the node takes no gradient. */
+float *vae__grad_acc(exec_ctx *c, const node *nodes, int id);
+/* The same for GEMM outputs: instead of zeroing, sets *beta to 0 (overwrite)
+   or 1 (accumulate). */
+float *vae__grad_beta(exec_ctx *c, const node *nodes, int id, float *beta);
+
+/* ---- building (graph.c) ---- */
+/* Adds a node computed by op from inputs; checks ids; the caller has set
+   the shape in proto. */
+vae_status vae__graph_add(vae_graph *g, const node *proto, int *out);
+vae_status vae__graph_check_node(const vae_graph *g, int id, const char *what);
+/* Copies name (may be NULL). */
+vae_status vae__graph_add_param(vae_graph *g, const char *name, int ndim, const int *dims,
+                                float scale, int *out);
+vae_status vae__graph_add_raw(vae_graph *g, const node *proto, const char *name, int *out);
+/* Adds node `op` with the shape of node x and the given inputs. */
+vae_status vae__graph_add_like(vae_graph *g, int op, int x, int n_in, const int *in,
+                               int *out);
+/* Adds a batched node of one element per row. */
+vae_status vae__graph_add_per_row(vae_graph *g, int op, int n_in, const int *in, int *out);
+/* The Gaussian log-density node with every operand optional (ops_probability.c). */
+vae_status vae__op_gaussian(vae_graph *g, int x, int mean, int logvar, float logvar_const, int *out);
+/* Fails unless node id is batched with row size `size` (size 0: any). */
+vae_status vae__graph_expect_batched(const vae_graph *g, int id, int64_t size,
+                                     const char *what);
+/* Fails unless node b has a's row shape: batched like a, or an unbatched
+   node of a's row size (broadcast over rows) when allow_broadcast. */
+vae_status vae__graph_expect_same(const vae_graph *g, int a, int b, int allow_broadcast,
+                                  const char *what);
+
+#endif

@@ -1,0 +1,86 @@
+/* Internal declarations shared by the library's files.  Nothing here is
+   exported: the build hides every symbol that is not marked VAE_API. */
+#ifndef VAE_INTERNAL_H
+#define VAE_INTERNAL_H
+
+#include "vae.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define VAE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define VAE_PRINTF(a, b)
+#endif
+
+/* ---- errors and logging (error.c) ---- */
+/* Records the message for vae_last_error() and returns status. */
+vae_status vae__fail(vae_status status, const char *fmt, ...) VAE_PRINTF(2, 3);
+void vae__log(vae_log_level level, const char *fmt, ...) VAE_PRINTF(2, 3);
+/* malloc/calloc that record VAE_ERR_NO_MEMORY on failure. */
+void *vae__alloc(size_t bytes);
+void *vae__calloc(size_t count, size_t size);
+/* 64-byte aligned, zeroed; free with vae__free_aligned. */
+float *vae__alloc_floats(int64_t count);
+void vae__free_aligned(void *p);
+char *vae__strdup(const char *s);
+
+#define VAE_TRY(expr)                     \
+    do {                                  \
+        vae_status vae_try_s_ = (expr);   \
+        if (vae_try_s_ != VAE_OK)         \
+            return vae_try_s_;            \
+    } while (0)
+
+/* ---- tensors (tensor.c) ---- */
+struct vae_tensor {
+    int ndim;
+    int64_t dims[4];
+    int64_t count;
+    float *data;
+};
+/* Checks that t is (rows, row_size) in total: dims[0] rows and the rest
+   multiplying to row_size. */
+vae_status vae__tensor_check_rows(const vae_tensor *t, const char *what, int64_t row_size,
+                                  int64_t *rows);
+
+/* ---- random numbers (rng.c): xoshiro256**, seeded through splitmix64 ---- */
+typedef struct vae_rng {
+    uint64_t s[4];
+} vae_rng;
+void vae__rng_seed(vae_rng *r, uint64_t seed);
+/* A stream for (seed, a, b): independent streams for steps, epochs, ... */
+void vae__rng_seed3(vae_rng *r, uint64_t seed, uint64_t a, uint64_t b);
+uint64_t vae__rng_u64(vae_rng *r);
+/* Uniform in [0, 1). */
+double vae__rng_uniform(vae_rng *r);
+/* Fills out with N(0, 1) draws (Box-Muller in double). */
+void vae__rng_normal(vae_rng *r, float *out, int64_t n);
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+void vae__rng_permutation(vae_rng *r, int64_t *perm, int64_t n);
+
+/* ---- data sets (data.c) ---- */
+struct vae_dataset {
+    int64_t count;
+    int ndim;
+    int dims[VAE_MAX_ROW_DIMS];
+    int64_t row_size;
+    uint8_t *bytes;   /* count * row_size, or NULL when values is used */
+    float *values;    /* count * row_size, or NULL when bytes is used */
+    float scale;      /* value = byte * scale */
+    int32_t *labels;  /* count, or NULL */
+};
+/* Converts rows idx[0..n-1] (or first..first+n-1 when idx is NULL) to
+   floats in out (n * row_size). */
+void vae__dataset_rows(const vae_dataset *ds, const int64_t *idx, int64_t first, int64_t n,
+                       float *out);
+
+/* ---- BLAS glue (blas.c) ---- */
+/* Prepares the BLAS for use from our worker threads (one thread per call;
+   BLIS architecture selection).  Idempotent. */
+void vae__blas_prepare(void);
+
+/* ---- checksums (model_file.c uses zlib's crc32) ---- */
+
+#endif

@@ -1,0 +1,144 @@
+/* Layers and the ELBO, built from primitive operations as a host program
+   would build them. */
+#include "graph.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* "<prefix>.<suffix>", or just the suffix without a prefix. */
+static const char *join_name(char *buf, size_t size, const char *prefix, const char *suffix)
+{
+    if (prefix && *prefix)
+        snprintf(buf, size, "%s.%s", prefix, suffix);
+    else
+        snprintf(buf, size, "%s", suffix);
+    return buf;
+}
+
+VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
+                                   const char *name, int *out)
+{
+    char buf[256];
+    int w, b, xw, xwb, dims[2];
+    float scale;
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_layer_dense"));
+    if (units < 1 || units > (1 << 24) || !out)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_dense: bad units %d or NULL out", units);
+    dims[0] = (int)g->nodes[x].size;
+    dims[1] = units;
+    /* PyTorch's default initialisation: uniform in +-1/sqrt(fan_in) */
+    scale = 1.0f / sqrtf((float)dims[0]);
+    VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "w"), 2, dims, scale, &w));
+    VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "b"), 1, &units, scale, &b));
+    VAE_TRY(vae_op_matmul(g, x, w, &xw));
+    VAE_TRY(vae_op_bias(g, xw, b, &xwb));
+    return vae_op_activation(g, xwb, act, out);
+}
+
+static vae_status optional_hidden(vae_graph *g, int x, int hidden, vae_activation act,
+                                  const char *name, int *out)
+{
+    char buf[256];
+    if (hidden < 0)
+        return vae__fail(VAE_ERR_ARGUMENT, "hidden units %d < 0", hidden);
+    if (hidden == 0) {
+        VAE_TRY(vae__graph_expect_batched(g, x, 0, "layer input"));
+        *out = x;
+        return VAE_OK;
+    }
+    return vae_layer_dense(g, x, hidden, act, join_name(buf, sizeof buf, name, "hidden"), out);
+}
+
+VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
+                                          int latent, int context, const char *name, int *mu,
+                                          int *logvar, int *h)
+{
+    char buf[256];
+    int t;
+    if (!mu || !logvar || (context > 0 && !h) || context < 0)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_gaussian_mlp: NULL output or bad context");
+    VAE_TRY(optional_hidden(g, x, hidden, act, name, &t));
+    VAE_TRY(vae_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "mean"), mu));
+    VAE_TRY(vae_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logvar"), logvar));
+    if (context > 0)
+        VAE_TRY(vae_layer_dense(g, t, context, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "context"), h));
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
+                                           int features, const char *name, int *logits)
+{
+    char buf[256];
+    int t;
+    VAE_TRY(optional_hidden(g, z, hidden, act, name, &t));
+    return vae_layer_dense(g, t, features, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logits"), logits);
+}
+
+/* -log p(x|z) per row, and the decoded mean. */
+static vae_status reconstruction(vae_graph *g, int x, int logits, vae_likelihood likelihood,
+                                 int *nll, int *decoded)
+{
+    int ll, logvar = -1, size = (int)g->nodes[x].size;
+    VAE_TRY(vae_op_sigmoid(g, logits, decoded));
+    switch (likelihood) {
+    case VAE_LIKELIHOOD_BERNOULLI:
+        return vae_op_bce_logits(g, logits, x, nll);
+    case VAE_LIKELIHOOD_GAUSSIAN_LEARNED:
+        VAE_TRY(vae__graph_add_param(g, "likelihood.logvar", 1, &size, 0.0f, &logvar));
+        /* fall through */
+    case VAE_LIKELIHOOD_GAUSSIAN_UNIT:
+        VAE_TRY(vae_op_gaussian_loglik(g, x, *decoded, logvar, 0.0f, &ll));
+        return vae_op_scale(g, ll, -1.0f, nll);
+    }
+    return vae__fail(VAE_ERR_ARGUMENT, "vae_elbo_build: unknown likelihood %d", (int)likelihood);
+}
+
+/* Per row: nll * recon_weight + beta * kl, reusing nodes where weights are 1. */
+static vae_status weighted_sum(vae_graph *g, int nll, float recon_weight, int kl, float beta,
+                               int nelbo, int *out)
+{
+    int a = nll, b = kl;
+    if (recon_weight == 1.0f && beta == 1.0f) {
+        *out = nelbo;
+        return VAE_OK;
+    }
+    if (recon_weight != 1.0f)
+        VAE_TRY(vae_op_scale(g, nll, recon_weight, &a));
+    if (beta != 1.0f)
+        VAE_TRY(vae_op_scale(g, kl, beta, &b));
+    return vae_op_add(g, a, b, out);
+}
+
+VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
+                                  vae_likelihood likelihood, vae_objective objective, float beta,
+                                  int *objective_node)
+{
+    const char *what = "vae_elbo_build";
+    int nll, decoded, kl, nelbo, per_row, obj;
+    float recon_weight;
+    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
+    if (!objective_node)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: objective_node is NULL", what);
+    if (!(beta >= 0.0f && beta <= 1e6f))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: beta %g is not in [0, 1e6]", what, (double)beta);
+    if (objective != VAE_OBJECTIVE_ELBO && objective != VAE_OBJECTIVE_PIXEL_MEAN)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown objective %d", what, (int)objective);
+    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
+    VAE_TRY(vae_op_kl_std_normal(g, mu, logvar, &kl));
+    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
+    recon_weight = objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[x].size : 1.0f;
+    VAE_TRY(weighted_sum(g, nll, recon_weight, kl, beta, nelbo, &per_row));
+    VAE_TRY(vae_op_batch_mean(g, per_row, &obj));
+    g->roles[VAE_ROLE_INPUT] = x;
+    g->roles[VAE_ROLE_LATENT_MEAN] = mu;
+    g->roles[VAE_ROLE_LATENT_LOGVAR] = logvar;
+    g->roles[VAE_ROLE_LATENT] = z;
+    g->roles[VAE_ROLE_LOGITS] = logits;
+    g->roles[VAE_ROLE_DECODED] = decoded;
+    g->roles[VAE_ROLE_NELBO] = nelbo;
+    g->roles[VAE_ROLE_OBJECTIVE] = obj;
+    *objective_node = obj;
+    return VAE_OK;
+}

@@ -1,0 +1,100 @@
+/* Models: a graph with planned memory, worker threads and training state. */
+#ifndef VAE_MODEL_H
+#define VAE_MODEL_H
+
+#include "graph.h"
+
+/* What a call computes.  Each plan is the list of nodes its outputs need,
+   in creation (topological) order. */
+enum { PLAN_TRAIN, PLAN_EVAL, PLAN_ENCODE, PLAN_DECODE, PLAN_COUNT };
+
+typedef struct plan {
+    int *nodes;   /* nodes to compute, in order */
+    int count;
+    int *noise;   /* OP_NOISE nodes among them */
+    int n_noise;
+    int feed;     /* the node filled from the caller's rows */
+} plan;
+
+typedef struct worker {
+    exec_ctx c;
+    float *values;  /* arena of node values for slice_rows rows */
+    float *grads;   /* arena of gradients, NULL until the first training step */
+    int lo, hi;     /* rows of the current batch this worker takes */
+    double objective, nelbo_sum; /* results of the last run */
+} worker;
+
+typedef struct vae_pool vae_pool;
+vae_status vae__pool_create(vae_pool **out, int threads);
+/* Runs fn(arg, i) for i = 0 .. threads-1, i = 0 on the calling thread, and
+   returns when all are done. */
+void vae__pool_run(vae_pool *p, void (*fn)(void *arg, int index), void *arg);
+void vae__pool_free(vae_pool *p);
+
+/* Optimizer state; see optim.c. */
+struct vae_optimizer {
+    vae_model *model;
+    vae_optimizer_kind kind;
+    double settings[7];
+    int64_t steps;
+    int64_t n;
+    float *moment1, *moment2; /* NULL where the kind has none */
+};
+
+/* Training state as saved in model files. */
+typedef struct train_state {
+    int epoch, epoch_pos;
+    int64_t steps;             /* training steps taken: picks the noise stream */
+    double epoch_objective, epoch_nelbo; /* sums over the epoch so far */
+    int64_t epoch_images;
+} train_state;
+
+struct vae_model {
+    vae_graph *g;
+    int max_batch, threads, slice_rows;
+    plan plans[PLAN_COUNT];
+    worker *workers;   /* threads of them once planned */
+    vae_pool *pool;
+    int planned;       /* values are allocated for max_batch and threads */
+    int64_t planned_bytes;
+    train_state train;
+    vae_optimizer *saved_optimizer; /* from a loaded file, until restored */
+    int64_t *perm;     /* the current epoch's order */
+    int64_t perm_count;
+};
+
+/* exec.c */
+vae_status vae__model_build_plans(vae_model *m);
+void vae__model_free_plans(vae_model *m);
+/* Allocates values (and gradients if `grads`) for max_batch and threads. */
+vae_status vae__model_ensure_planned(vae_model *m, int grads);
+void vae__model_unplan(vae_model *m);
+void vae__forward(const vae_model *m, const plan *p, exec_ctx *c);
+void vae__backward(const vae_model *m, const plan *p, exec_ctx *c);
+
+/* Splits `rows` between the workers and fills every noise node of plan p
+   from rng, node by node, so the draws do not depend on the thread count. */
+void vae__split_rows(vae_model *m, int rows);
+void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng);
+
+/* The job every worker runs on its slice of a batch. */
+typedef struct batch_job {
+    vae_model *m;
+    const plan *p;
+    int rows;
+    const float *feed;         /* rows of the fed node, or NULL: */
+    const vae_dataset *data;   /* ... rows of a data set, */
+    const int64_t *index;      /* ... picked by index, or from first */
+    int64_t first;
+    int backward;
+    int out_node[2];           /* batched nodes to copy out, or -1 */
+    float *out[2];
+} batch_job;
+void vae__run_batch(batch_job *job);
+
+/* optim.c */
+void vae__optimizer_update(vae_optimizer *opt, float *params, const float *grad, float scale,
+                           int64_t lo, int64_t hi);
+vae_status vae__optimizer_alloc(vae_optimizer **out, vae_model *m, vae_optimizer_kind kind);
+
+#endif

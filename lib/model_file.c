@@ -1,0 +1,544 @@
+/* Model files.
+ *
+ *   "VAEMODEL"  u32 format version  u32 section count
+ *   sections:   char tag[4]  u64 length  payload
+ *     GRPH  seed, roles, nodes (op, inputs, shape, constants, name)
+ *     PARM  the flat parameter array
+ *     TRAN  optional training state: epoch, position, steps, sums, and the
+ *           optimizer (kind, settings, steps, moments)
+ *   "END!"  u32 CRC-32 of everything before it
+ *
+ * Integers and floats are little-endian.  Loading rebuilds the graph by
+ * replaying each node through the same builder functions a host calls, so
+ * a file cannot produce a graph the builders would refuse.  Saving writes
+ * a temporary file in the same directory and renames it over the target.
+ */
+#define _GNU_SOURCE
+#include "model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define FORMAT_VERSION 1u
+static const char MAGIC[8] = {'V', 'A', 'E', 'M', 'O', 'D', 'E', 'L'};
+
+/* ---- writing into a growing buffer ---- */
+typedef struct wbuf {
+    unsigned char *data;
+    size_t len, cap;
+    int failed;
+} wbuf;
+
+static void put(wbuf *b, const void *src, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        unsigned char *d;
+        while (cap < b->len + n)
+            cap *= 2;
+        if (!(d = realloc(b->data, cap))) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(wbuf *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put(b, x, 4);
+}
+
+static void put_u64(wbuf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f32(wbuf *b, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(b, v);
+}
+
+static void put_f64(wbuf *b, double f)
+{
+    uint64_t v;
+    memcpy(&v, &f, 8);
+    put_u64(b, v);
+}
+
+static void put_floats(wbuf *b, const float *f, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        put_f32(b, f[i]);
+}
+
+/* Starts a section; returns where its length goes. */
+static size_t begin_section(wbuf *b, const char *tag)
+{
+    size_t at;
+    put(b, tag, 4);
+    at = b->len;
+    put_u64(b, 0);
+    return at;
+}
+
+static void end_section(wbuf *b, size_t at)
+{
+    uint64_t len = b->len - at - 8;
+    if (b->failed)
+        return;
+    for (int i = 0; i < 8; i++)
+        b->data[at + (size_t)i] = (unsigned char)(len >> (8 * i));
+}
+
+static void write_graph(wbuf *b, const vae_graph *g)
+{
+    size_t at = begin_section(b, "GRPH");
+    put_u64(b, g->seed);
+    put_u32(b, VAE_ROLE_COUNT_);
+    for (int r = 0; r < VAE_ROLE_COUNT_; r++)
+        put_u32(b, (uint32_t)g->roles[r]);
+    put_u32(b, (uint32_t)g->n_nodes);
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        size_t name_len = n->name ? strlen(n->name) : 0;
+        put_u32(b, (uint32_t)n->op);
+        put_u32(b, (uint32_t)n->n_in);
+        for (int k = 0; k < NODE_MAX_INPUTS; k++)
+            put_u32(b, (uint32_t)n->in[k]);
+        put_u32(b, (uint32_t)n->batched);
+        put_u32(b, (uint32_t)n->ndim);
+        for (int k = 0; k < VAE_MAX_ROW_DIMS; k++)
+            put_u32(b, (uint32_t)n->dims[k]);
+        put_f32(b, n->fattr[0]);
+        put_f32(b, n->fattr[1]);
+        put_u32(b, (uint32_t)name_len);
+        put(b, n->name ? n->name : "", name_len);
+    }
+    end_section(b, at);
+}
+
+static void write_training(wbuf *b, const vae_model *m, const vae_optimizer *o)
+{
+    size_t at = begin_section(b, "TRAN");
+    const train_state *t = &m->train;
+    put_u32(b, (uint32_t)t->epoch);
+    put_u32(b, (uint32_t)t->epoch_pos);
+    put_u64(b, (uint64_t)t->steps);
+    put_f64(b, t->epoch_objective);
+    put_f64(b, t->epoch_nelbo);
+    put_u64(b, (uint64_t)t->epoch_images);
+    put_u32(b, (uint32_t)o->kind);
+    for (int i = 0; i <= VAE_OPT_CLIP_NORM; i++)
+        put_f64(b, o->settings[i]);
+    put_u64(b, (uint64_t)o->steps);
+    put_u32(b, o->moment2 ? 2 : 1);
+    put_floats(b, o->moment1, o->n);
+    if (o->moment2)
+        put_floats(b, o->moment2, o->n);
+    end_section(b, at);
+}
+
+static vae_status write_atomically(const char *path, const unsigned char *data, size_t len)
+{
+    size_t plen = strlen(path);
+    char *tmp = vae__alloc(plen + 16);
+    int fd, err = 0;
+    if (!tmp)
+        return VAE_ERR_NO_MEMORY;
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    if ((fd = mkstemp(tmp)) < 0) {
+        vae_status s = vae__fail(VAE_ERR_IO, "%s: cannot create a temporary file beside it: %s",
+                                 path, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    for (size_t done = 0; done < len && !err;) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno != EINTR)
+            err = errno;
+        else if (w > 0)
+            done += (size_t)w;
+    }
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        free(tmp);
+        return vae__fail(VAE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    }
+    free(tmp);
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, const char *path)
+{
+    wbuf b = {0};
+    vae_status s;
+    if (!m || !path)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: NULL argument");
+    if (opt && opt->model != m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
+    put(&b, MAGIC, 8);
+    put_u32(&b, FORMAT_VERSION);
+    put_u32(&b, opt ? 3 : 2);
+    write_graph(&b, m->g);
+    {
+        size_t at = begin_section(&b, "PARM");
+        put_u64(&b, (uint64_t)m->g->n_params);
+        put_floats(&b, m->g->params, m->g->n_params);
+        end_section(&b, at);
+    }
+    if (opt)
+        write_training(&b, m, opt);
+    put(&b, "END!", 4);
+    if (!b.failed)
+        put_u32(&b, (uint32_t)crc32_z(0L, b.data, b.len));
+    if (b.failed)
+        s = vae__fail(VAE_ERR_NO_MEMORY, "vae_model_save: out of memory");
+    else
+        s = write_atomically(path, b.data, b.len);
+    free(b.data);
+    return s;
+}
+
+/* ---- reading from a bounded buffer ---- */
+typedef struct rbuf {
+    const unsigned char *data;
+    size_t len, at;
+    int short_read;
+} rbuf;
+
+static const unsigned char *take(rbuf *r, size_t n)
+{
+    const unsigned char *p;
+    if (r->short_read || r->len - r->at < n) {
+        r->short_read = 1;
+        return NULL;
+    }
+    p = r->data + r->at;
+    r->at += n;
+    return p;
+}
+
+static uint32_t get_u32(rbuf *r)
+{
+    const unsigned char *p = take(r, 4);
+    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+}
+
+static uint64_t get_u64(rbuf *r)
+{
+    uint64_t lo = get_u32(r);
+    return lo | (uint64_t)get_u32(r) << 32;
+}
+
+static float get_f32(rbuf *r)
+{
+    uint32_t v = get_u32(r);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+static double get_f64(rbuf *r)
+{
+    uint64_t v = get_u64(r);
+    double f;
+    memcpy(&f, &v, 8);
+    return f;
+}
+
+static void get_floats(rbuf *r, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n && !r->short_read; i++)
+        dst[i] = get_f32(r);
+}
+
+/* A node as stored, before it is replayed. */
+typedef struct stored_node {
+    node n;
+    char name[256];
+} stored_node;
+
+static vae_status read_node(rbuf *r, const char *path, int id, stored_node *sn)
+{
+    node *n = &sn->n;
+    uint32_t name_len;
+    const unsigned char *name;
+    memset(sn, 0, sizeof *sn);
+    n->op = (int)get_u32(r);
+    n->n_in = (int)get_u32(r);
+    for (int k = 0; k < NODE_MAX_INPUTS; k++)
+        n->in[k] = (int)get_u32(r);
+    n->batched = (int)get_u32(r);
+    n->ndim = (int)get_u32(r);
+    for (int k = 0; k < VAE_MAX_ROW_DIMS; k++)
+        n->dims[k] = (int)get_u32(r);
+    n->fattr[0] = get_f32(r);
+    n->fattr[1] = get_f32(r);
+    name_len = get_u32(r);
+    if (r->short_read)
+        return vae__fail(VAE_ERR_FORMAT, "%s: graph section ends inside node %d", path, id);
+    if (name_len >= sizeof sn->name || !(name = take(r, name_len)))
+        return vae__fail(VAE_ERR_FORMAT, "%s: node %d has a bad name length %u", path, id, name_len);
+    memcpy(sn->name, name, name_len);
+    if (n->op < 0 || n->op >= OP_COUNT || n->n_in != vae__ops[n->op]->n_in)
+        return vae__fail(VAE_ERR_FORMAT, "%s: node %d has unknown operation %d (a newer libvae "
+                         "may have written this file)", path, id, n->op);
+    for (int k = 0; k < NODE_MAX_INPUTS; k++)
+        if (n->in[k] < -1 || n->in[k] >= id)
+            return vae__fail(VAE_ERR_FORMAT, "%s: node %d refers to node %d", path, id, n->in[k]);
+    if (n->ndim < 1 || n->ndim > VAE_MAX_ROW_DIMS)
+        return vae__fail(VAE_ERR_FORMAT, "%s: node %d has %d dimensions", path, id, n->ndim);
+    return VAE_OK;
+}
+
+/* Calls the builder that makes a node like sn from the same inputs. */
+static vae_status replay(vae_graph *g, const stored_node *sn, int *out)
+{
+    const node *n = &sn->n;
+    const int *in = n->in;
+    const char *name = sn->name[0] ? sn->name : NULL;
+    switch (n->op) {
+    case OP_INPUT: return vae_graph_input(g, name, n->ndim, n->dims, out);
+    case OP_PARAM: return vae__graph_add_param(g, name, n->ndim, n->dims, 0.0f, out);
+    case OP_MATMUL: return vae_op_matmul(g, in[0], in[1], out);
+    case OP_BIAS: return vae_op_bias(g, in[0], in[1], out);
+    case OP_RELU: return vae_op_relu(g, in[0], out);
+    case OP_LEAKY_RELU: return vae_op_leaky_relu(g, in[0], n->fattr[0], out);
+    case OP_TANH: return vae_op_tanh(g, in[0], out);
+    case OP_SIGMOID: return vae_op_sigmoid(g, in[0], out);
+    case OP_SOFTPLUS: return vae_op_softplus(g, in[0], out);
+    case OP_ADD: return vae_op_add(g, in[0], in[1], out);
+    case OP_MUL: return vae_op_mul(g, in[0], in[1], out);
+    case OP_SCALE: return vae_op_scale(g, in[0], n->fattr[0], out);
+    case OP_CONCAT: return vae_op_concat(g, in[0], in[1], out);
+    case OP_SAMPLE_NORMAL: return vae_op_sample_normal(g, in[0], in[1], out);
+    case OP_BCE_LOGITS: return vae_op_bce_logits(g, in[0], in[1], out);
+    case OP_GAUSSIAN_LOGLIK: return vae__op_gaussian(g, in[0], in[1], in[2], n->fattr[0], out);
+    case OP_KL_STD_NORMAL: return vae_op_kl_std_normal(g, in[0], in[1], out);
+    case OP_SUM: return vae_op_sum(g, in[0], out);
+    case OP_MEAN: return vae_op_mean(g, in[0], out);
+    case OP_BATCH_MEAN: return vae_op_batch_mean(g, in[0], out);
+    }
+    return vae__fail(VAE_ERR_FORMAT, "operation %d cannot be loaded", n->op);
+}
+
+static int same_shape(const node *a, const node *b)
+{
+    if (a->batched != b->batched || a->ndim != b->ndim)
+        return 0;
+    for (int k = 0; k < a->ndim; k++)
+        if (a->dims[k] != b->dims[k])
+            return 0;
+    return 1;
+}
+
+/* Noise nodes are made by the sample operation that follows them. */
+static vae_status read_graph(rbuf *r, const char *path, vae_graph **out)
+{
+    vae_graph *g;
+    uint64_t seed = get_u64(r);
+    uint32_t n_roles = get_u32(r), n_nodes;
+    int roles[VAE_ROLE_COUNT_];
+    stored_node sn;
+    vae_status s = VAE_OK;
+    if (n_roles != VAE_ROLE_COUNT_)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %u roles, this libvae knows %d", path, n_roles,
+                         VAE_ROLE_COUNT_);
+    for (int i = 0; i < VAE_ROLE_COUNT_; i++)
+        roles[i] = (int)get_u32(r);
+    n_nodes = get_u32(r);
+    if (r->short_read || n_nodes > (1u << 20))
+        return vae__fail(VAE_ERR_FORMAT, "%s: bad graph header", path);
+    VAE_TRY(vae_graph_create(&g, seed));
+    for (int id = 0; id < (int)n_nodes && s == VAE_OK; id++) {
+        int made;
+        if ((s = read_node(r, path, id, &sn)) != VAE_OK)
+            break;
+        if (sn.n.op == OP_NOISE) {
+            if (id + 1 >= (int)n_nodes)
+                s = vae__fail(VAE_ERR_FORMAT, "%s: noise node %d has no sample after it", path, id);
+            continue;
+        }
+        if ((s = replay(g, &sn, &made)) != VAE_OK)
+            s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not fit its inputs: %s", path, id,
+                          vae__ops[sn.n.op]->name, vae_last_error());
+        else if (made != id || !same_shape(&g->nodes[id], &sn.n))
+            s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not match its stored shape",
+                          path, id, vae__ops[sn.n.op]->name);
+    }
+    for (int i = 0; s == VAE_OK && i < VAE_ROLE_COUNT_; i++)
+        if (roles[i] < -1 || roles[i] >= g->n_nodes)
+            s = vae__fail(VAE_ERR_FORMAT, "%s: role %d names node %d", path, i, roles[i]);
+        else
+            g->roles[i] = roles[i];
+    if (s == VAE_OK && g->n_nodes != (int)n_nodes)
+        s = vae__fail(VAE_ERR_FORMAT, "%s: graph has %d nodes, header says %u", path, g->n_nodes, n_nodes);
+    if (s != VAE_OK) {
+        vae_graph_free(g);
+        return s;
+    }
+    *out = g;
+    return VAE_OK;
+}
+
+static vae_status read_training(rbuf *r, const char *path, vae_model *m)
+{
+    train_state *t = &m->train;
+    vae_optimizer *o;
+    uint32_t kind, moments;
+    t->epoch = (int)get_u32(r);
+    t->epoch_pos = (int)get_u32(r);
+    t->steps = (int64_t)get_u64(r);
+    t->epoch_objective = get_f64(r);
+    t->epoch_nelbo = get_f64(r);
+    t->epoch_images = (int64_t)get_u64(r);
+    kind = get_u32(r);
+    if (r->short_read || kind > VAE_OPTIMIZER_ADAM || t->epoch < 0 || t->epoch_pos < 0)
+        return vae__fail(VAE_ERR_FORMAT, "%s: bad training-state section", path);
+    VAE_TRY(vae__optimizer_alloc(&o, m, (vae_optimizer_kind)kind));
+    for (int i = 0; i <= VAE_OPT_CLIP_NORM; i++)
+        o->settings[i] = get_f64(r);
+    o->steps = (int64_t)get_u64(r);
+    moments = get_u32(r);
+    if (moments != (o->moment2 ? 2u : 1u)) {
+        vae_optimizer_free(o);
+        return vae__fail(VAE_ERR_FORMAT, "%s: optimizer has %u moment arrays", path, moments);
+    }
+    get_floats(r, o->moment1, o->n);
+    if (o->moment2)
+        get_floats(r, o->moment2, o->n);
+    if (r->short_read) {
+        vae_optimizer_free(o);
+        return vae__fail(VAE_ERR_FORMAT, "%s: training-state section is truncated", path);
+    }
+    m->saved_optimizer = o;
+    return VAE_OK;
+}
+
+static vae_status read_file(const char *path, unsigned char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    long size;
+    if (!f)
+        return vae__fail(VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return vae__fail(VAE_ERR_IO, "%s: cannot determine its size", path);
+    }
+    if (!(*data = vae__alloc((size_t)size))) {
+        fclose(f);
+        return VAE_ERR_NO_MEMORY;
+    }
+    if (fread(*data, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        free(*data);
+        return vae__fail(VAE_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return VAE_OK;
+}
+
+/* Checks the envelope: magic, version, trailer and checksum. */
+static vae_status check_envelope(const char *path, const unsigned char *d, size_t len)
+{
+    uint32_t stored, version;
+    if (len < 16 || memcmp(d, MAGIC, 8) != 0)
+        return vae__fail(VAE_ERR_FORMAT, "%s: not a libvae model file", path);
+    version = (uint32_t)d[8] | (uint32_t)d[9] << 8 | (uint32_t)d[10] << 16 | (uint32_t)d[11] << 24;
+    if (version != FORMAT_VERSION)
+        return vae__fail(VAE_ERR_FORMAT, "%s: model file format %u, this libvae reads %u", path,
+                         version, FORMAT_VERSION);
+    if (len < 24 || memcmp(d + len - 8, "END!", 4) != 0)
+        return vae__fail(VAE_ERR_FORMAT, "%s: truncated (no end marker)", path);
+    stored = (uint32_t)d[len - 4] | (uint32_t)d[len - 3] << 8 | (uint32_t)d[len - 2] << 16 |
+             (uint32_t)d[len - 1] << 24;
+    if (stored != (uint32_t)crc32_z(0L, d, len - 4))
+        return vae__fail(VAE_ERR_CHECKSUM, "%s: checksum mismatch: the file is corrupt", path);
+    return VAE_OK;
+}
+
+static vae_status parse(const char *path, const unsigned char *d, size_t len, vae_model **out)
+{
+    rbuf r = {d, len - 8, 12, 0};
+    uint32_t sections = get_u32(&r);
+    vae_graph *g = NULL;
+    vae_model *m = NULL;
+    vae_status s = VAE_OK;
+    int have_params = 0;
+    for (uint32_t i = 0; i < sections && s == VAE_OK; i++) {
+        const unsigned char *tag = take(&r, 4);
+        uint64_t n = get_u64(&r);
+        rbuf sec;
+        if (!tag || n > r.len - r.at) {
+            s = vae__fail(VAE_ERR_FORMAT, "%s: section %u is truncated", path, i);
+            break;
+        }
+        sec = (rbuf){r.data + r.at, (size_t)n, 0, 0};
+        r.at += (size_t)n;
+        if (memcmp(tag, "GRPH", 4) == 0 && !g) {
+            if ((s = read_graph(&sec, path, &g)) == VAE_OK && (s = vae_model_create(&m, g)) != VAE_OK)
+                vae_graph_free(g);
+        } else if (memcmp(tag, "PARM", 4) == 0 && m && !have_params) {
+            have_params = 1;
+            if (get_u64(&sec) != (uint64_t)m->g->n_params)
+                s = vae__fail(VAE_ERR_FORMAT, "%s: parameter count does not match the graph", path);
+            get_floats(&sec, m->g->params, m->g->n_params);
+        } else if (memcmp(tag, "TRAN", 4) == 0 && m) {
+            s = read_training(&sec, path, m);
+        } else {
+            s = vae__fail(VAE_ERR_FORMAT, "%s: unexpected section '%.4s'", path, (const char *)tag);
+        }
+        if (s == VAE_OK && (sec.short_read || sec.at != sec.len))
+            s = vae__fail(VAE_ERR_FORMAT, "%s: section '%.4s' has the wrong length", path, (const char *)tag);
+    }
+    if (s == VAE_OK && (!m || !have_params || r.at != r.len))
+        s = vae__fail(VAE_ERR_FORMAT, "%s: incomplete model file", path);
+    if (s != VAE_OK) {
+        vae_model_free(m);
+        return s;
+    }
+    *out = m;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_load(vae_model **out, const char *path)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    vae_status s;
+    if (!out || !path)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_load: NULL argument");
+    VAE_TRY(read_file(path, &data, &len));
+    s = check_envelope(path, data, len);
+    if (s == VAE_OK)
+        s = parse(path, data, len, out);
+    free(data);
+    return s;
+}
+
+VAE_API int vae_model_has_training_state(const vae_model *m)
+{
+    return m && m->saved_optimizer != NULL;
+}

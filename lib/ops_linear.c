@@ -1,0 +1,82 @@
+/* Linear maps: matrix products through the BLAS, and bias. */
+#include "graph.h"
+
+#include <cblas.h>
+
+/* y (B,N) = x (B,K) w (K,N) */
+static void matmul_forward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id], *w = &nodes[n->in[1]];
+    int k = w->dims[0], cols = w->dims[1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->rows, cols, k, 1.0f,
+                c->val[n->in[0]], k, c->val[n->in[1]], cols, 0.0f, c->val[id], cols);
+}
+
+/* dx (B,K) += dy w^T;  dw (K,N) += x^T dy */
+static void matmul_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id], *w = &nodes[n->in[1]];
+    int k = w->dims[0], cols = w->dims[1];
+    float beta, *dx, *dw;
+    if ((dx = vae__grad_beta(c, nodes, n->in[0], &beta)))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->rows, k, cols, 1.0f, c->grad[id],
+                    cols, c->val[n->in[1]], cols, beta, dx, k);
+    if ((dw = vae__grad_beta(c, nodes, n->in[1], &beta)))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, cols, c->rows, 1.0f,
+                    c->val[n->in[0]], k, c->grad[id], cols, beta, dw, cols);
+}
+
+VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out)
+{
+    node n;
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_op_matmul"));
+    VAE_TRY(vae__graph_check_node(g, w, "vae_op_matmul"));
+    if (g->nodes[w].batched || g->nodes[w].ndim != 2)
+        return vae__fail(VAE_ERR_SHAPE, "vae_op_matmul: weight node %d must be an unbatched (K, N) matrix", w);
+    if (g->nodes[w].dims[0] != g->nodes[x].size)
+        return vae__fail(VAE_ERR_SHAPE, "vae_op_matmul: input rows have %lld elements, weight expects %d",
+                         (long long)g->nodes[x].size, g->nodes[w].dims[0]);
+    n = (node){.op = OP_MATMUL, .n_in = 2, .in = {x, w, -1, -1}, .batched = 1, .ndim = 1,
+               .dims = {g->nodes[w].dims[1]}, .size = g->nodes[w].dims[1]};
+    return vae__graph_add(g, &n, out);
+}
+
+/* y (B,N) = x + b on every row */
+static void bias_forward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    const float *x = c->val[n->in[0]], *b = c->val[n->in[1]];
+    float *y = c->val[id];
+    int64_t size = n->size;
+    for (int r = 0; r < c->rows; r++)
+        for (int64_t i = 0; i < size; i++)
+            y[r * size + i] = x[r * size + i] + b[i];
+}
+
+/* dx += dy;  db += sum over rows of dy */
+static void bias_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    const float *dy = c->grad[id];
+    int64_t size = n->size;
+    float *dx = vae__grad_acc(c, nodes, n->in[0]), *db = vae__grad_acc(c, nodes, n->in[1]);
+    if (dx)
+        for (int64_t i = 0; i < c->rows * size; i++)
+            dx[i] += dy[i];
+    if (db)
+        for (int r = 0; r < c->rows; r++)
+            for (int64_t i = 0; i < size; i++)
+                db[i] += dy[r * size + i];
+}
+
+VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out)
+{
+    int in[2] = {x, b};
+    VAE_TRY(vae__graph_expect_same(g, x, b, 1, "vae_op_bias"));
+    if (g->nodes[b].batched)
+        return vae__fail(VAE_ERR_SHAPE, "vae_op_bias: bias node %d must be unbatched", b);
+    return vae__graph_add_like(g, OP_BIAS, x, 2, in, out);
+}
+
+const op_def vae__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
+const op_def vae__op_bias = {"bias", 2, bias_forward, bias_backward};

@@ -1,0 +1,223 @@
+/* Training and evaluation.  A step splits the batch between the workers
+   (forward and backward on each slice), then every worker sums one range
+   of the gradient over all workers and updates that range of the weights:
+   data-parallel training with one all-reduce. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stream ids for vae__rng_seed3: what the noise of a call is drawn from. */
+enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3 };
+
+typedef struct update_job {
+    vae_model *m;
+    vae_optimizer *opt;
+    float scale;
+    double sumsq[64];
+} update_job;
+
+/* This worker's range of the flat parameter array, 16-float aligned. */
+static void param_range(const vae_model *m, int t, int64_t *lo, int64_t *hi)
+{
+    int64_t n = m->g->n_params, per = ((n + m->threads - 1) / m->threads + 15) & ~(int64_t)15;
+    *lo = per * t < n ? per * t : n;
+    *hi = per * (t + 1) < n ? per * (t + 1) : n;
+}
+
+/* Sums the workers' gradients into worker 0's, over this worker's range. */
+static void reduce_slice(void *arg, int t)
+{
+    update_job *job = arg;
+    vae_model *m = job->m;
+    float *total = m->workers[0].c.param_grad;
+    int64_t lo, hi;
+    double s = 0.0;
+    param_range(m, t, &lo, &hi);
+    for (int k = 1; k < m->threads; k++) {
+        const float *part = m->workers[k].c.param_grad;
+        for (int64_t i = lo; i < hi; i++)
+            total[i] += part[i];
+    }
+    for (int64_t i = lo; i < hi; i++)
+        s += (double)total[i] * total[i];
+    job->sumsq[t] = s;
+}
+
+static void update_slice(void *arg, int t)
+{
+    update_job *job = arg;
+    int64_t lo, hi;
+    param_range(job->m, t, &lo, &hi);
+    vae__optimizer_update(job->opt, job->m->g->params, job->m->workers[0].c.param_grad,
+                          job->scale, lo, hi);
+}
+
+static void run_all(vae_model *m, void (*fn)(void *, int), void *arg)
+{
+    if (m->pool)
+        vae__pool_run(m->pool, fn, arg);
+    else
+        fn(arg, 0);
+}
+
+/* Forward, backward and update on one batch whose rows come from job. */
+static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
+                       double *nelbo)
+{
+    update_job up = {.m = m, .opt = opt, .scale = 1.0f};
+    double obj = 0.0, nel = 0.0, sumsq = 0.0, clip = opt->settings[VAE_OPT_CLIP_NORM], norm;
+    vae_rng rng;
+    vae__split_rows(m, job->rows);
+    vae__rng_seed3(&rng, m->g->seed, STREAM_TRAIN, (uint64_t)m->train.steps);
+    vae__fill_noise(m, job->p, &rng);
+    vae__run_batch(job);
+    for (int t = 0; t < m->threads; t++) {
+        obj += m->workers[t].objective;
+        nel += m->workers[t].nelbo_sum;
+    }
+    nel /= job->rows;
+    if (!isfinite(obj) || !isfinite(nel))
+        return vae__fail(VAE_ERR_NOT_FINITE, "training loss is not finite (objective %g, -ELBO %g) "
+                         "at step %lld; the weights are those before this step", obj, nel,
+                         (long long)m->train.steps);
+    run_all(m, reduce_slice, &up);
+    for (int t = 0; t < m->threads; t++)
+        sumsq += up.sumsq[t];
+    norm = sqrt(sumsq);
+    if (!isfinite(norm))
+        return vae__fail(VAE_ERR_NOT_FINITE, "gradient is not finite at step %lld; the weights "
+                         "are those before this step", (long long)m->train.steps);
+    if (clip > 0.0 && norm > clip)
+        up.scale = (float)(clip / norm);
+    opt->steps++;
+    run_all(m, update_slice, &up);
+    m->train.steps++;
+    if (objective)
+        *objective = obj;
+    if (nelbo)
+        *nelbo = nel;
+    return VAE_OK;
+}
+
+static vae_status check_training(vae_model *m, vae_optimizer *opt, const char *what)
+{
+    if (!m || !opt)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or optimizer", what);
+    if (opt->model != m)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: the optimizer belongs to another model", what);
+    return vae__model_ensure_planned(m, 1);
+}
+
+VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const vae_tensor *x,
+                                        double *objective, double *nelbo)
+{
+    int64_t rows;
+    batch_job job;
+    VAE_TRY(check_training(m, opt, "vae_model_train_step"));
+    VAE_TRY(vae__tensor_check_rows(x, "vae_model_train_step", vae_model_input_size(m), &rows));
+    if (rows > m->max_batch)
+        return vae__fail(VAE_ERR_SHAPE, "vae_model_train_step: %lld rows exceed the maximum batch %d",
+                         (long long)rows, m->max_batch);
+    job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows, .feed = x->data,
+                      .backward = 1, .out_node = {-1, -1}};
+    return step(m, opt, &job, objective, nelbo);
+}
+
+/* The epoch's order, made from the seed and the epoch number so that a
+   resumed run sees the same order. */
+static vae_status shuffle(vae_model *m, int64_t n)
+{
+    vae_rng rng;
+    if (m->perm_count != n) {
+        int64_t *perm = realloc(m->perm, (size_t)n * sizeof *perm);
+        if (!perm)
+            return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the epoch's order");
+        m->perm = perm;
+        m->perm_count = n;
+    }
+    vae__rng_seed3(&rng, m->g->seed, STREAM_SHUFFLE, (uint64_t)m->train.epoch);
+    vae__rng_permutation(&rng, m->perm, n);
+    return VAE_OK;
+}
+
+static vae_status check_data(const vae_model *m, const vae_dataset *data, const char *what)
+{
+    if (!data)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: data set is NULL", what);
+    if (data->row_size != vae_model_input_size(m))
+        return vae__fail(VAE_ERR_SHAPE, "%s: data rows have %lld values, the model takes %lld",
+                         what, (long long)data->row_size, (long long)vae_model_input_size(m));
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
+                                         const vae_dataset *data, int batch,
+                                         vae_progress_fn progress, void *user, double *objective,
+                                         double *nelbo)
+{
+    const char *what = "vae_model_train_epoch";
+    train_state *ts;
+    int batches;
+    VAE_TRY(check_training(m, opt, what));
+    VAE_TRY(check_data(m, data, what));
+    if (batch < 1 || batch > m->max_batch)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: batch %d is not in 1..%d (the maximum batch)",
+                         what, batch, m->max_batch);
+    ts = &m->train;
+    batches = (int)((data->count + batch - 1) / batch);
+    if (ts->epoch_pos >= batches)
+        return vae__fail(VAE_ERR_STATE, "%s: the saved position %d is past this data set's %d "
+                         "batches", what, ts->epoch_pos, batches);
+    VAE_TRY(shuffle(m, data->count));
+    for (int b = ts->epoch_pos; b < batches; b++) {
+        int64_t first = (int64_t)b * batch;
+        int rows = (int)(data->count - first < batch ? data->count - first : batch);
+        batch_job job = {.m = m, .p = &m->plans[PLAN_TRAIN], .rows = rows, .data = data,
+                         .index = m->perm + first, .backward = 1, .out_node = {-1, -1}};
+        double obj, nel;
+        VAE_TRY(step(m, opt, &job, &obj, &nel));
+        ts->epoch_objective += obj * rows;
+        ts->epoch_nelbo += nel * rows;
+        ts->epoch_images += rows;
+        ts->epoch_pos = b + 1;
+        if (progress && progress(user, b + 1, batches, (float)obj) && b + 1 < batches)
+            return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after batch %d",
+                             what, b + 1);
+    }
+    if (objective)
+        *objective = ts->epoch_objective / (double)ts->epoch_images;
+    if (nelbo)
+        *nelbo = ts->epoch_nelbo / (double)ts->epoch_images;
+    ts->epoch++;
+    ts->epoch_pos = 0;
+    ts->epoch_objective = ts->epoch_nelbo = 0.0;
+    ts->epoch_images = 0;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
+{
+    double sum = 0.0;
+    if (!m || !nelbo)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_evaluate: NULL argument");
+    VAE_TRY(check_data(m, data, "vae_model_evaluate"));
+    VAE_TRY(vae__model_ensure_planned(m, 0));
+    for (int64_t first = 0; first < data->count; first += m->max_batch) {
+        int rows = (int)(data->count - first < m->max_batch ? data->count - first : m->max_batch);
+        batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = rows, .data = data,
+                         .first = first, .out_node = {-1, -1}};
+        vae_rng rng;
+        vae__split_rows(m, rows);
+        vae__rng_seed3(&rng, m->g->seed, STREAM_EVAL, (uint64_t)first);
+        vae__fill_noise(m, job.p, &rng);
+        vae__run_batch(&job);
+        for (int t = 0; t < m->threads; t++)
+            sum += m->workers[t].nelbo_sum;
+    }
+    if (!isfinite(sum))
+        return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_evaluate: -ELBO is not finite");
+    *nelbo = sum / (double)data->count;
+    return VAE_OK;
+}

@@ -1,0 +1,573 @@
+/* Data sets: idx loading (plain and gzip, well-formed and malformed), host
+   construction, access, truncation and row extraction. */
+#include "internal.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    strcpy(tmpdir, "/tmp/vae_test_data_XXXXXX");
+    if (!mkdtemp(tmpdir))
+        abort();
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(tmpdir);
+}
+
+/* Writes bytes to tmpdir/name, gzip-compressed when the name ends in .gz;
+   returns the full path (a static buffer per slot, so two can coexist). */
+static const char *write_file(int slot, const char *name, const void *data, size_t n)
+{
+    static char paths[2][512];
+    char *path = paths[slot];
+    size_t len = strlen(name);
+    snprintf(path, sizeof paths[0], "%s/%s", tmpdir, name);
+    if (len > 3 && strcmp(name + len - 3, ".gz") == 0) {
+        gzFile gz = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(gz);
+        ck_assert_int_eq(gzwrite(gz, data, (unsigned)n), (int)n);
+        ck_assert_int_eq(gzclose(gz), Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+    return path;
+}
+
+/* Builds an idx image: magic 00 00 type ndim, big-endian u32 dims, data. */
+static size_t make_idx(uint8_t *buf, int type, int ndim, const uint32_t *dims,
+                       const uint8_t *data, size_t n)
+{
+    size_t at = 4;
+    buf[0] = 0;
+    buf[1] = 0;
+    buf[2] = (uint8_t)type;
+    buf[3] = (uint8_t)ndim;
+    for (int i = 0; i < ndim; i++, at += 4) {
+        buf[at] = (uint8_t)(dims[i] >> 24);
+        buf[at + 1] = (uint8_t)(dims[i] >> 16);
+        buf[at + 2] = (uint8_t)(dims[i] >> 8);
+        buf[at + 3] = (uint8_t)dims[i];
+    }
+    if (n)
+        memcpy(buf + at, data, n);
+    return at + n;
+}
+
+/* Three 2x2 images and their labels. */
+static const uint8_t PIXELS[12] = {0, 51, 255, 102, 255, 255, 0, 0, 1, 2, 3, 4};
+static const uint8_t LABELS[3] = {7, 0, 255};
+static const uint32_t IMG_DIMS[3] = {3, 2, 2};
+static const uint32_t LAB_DIMS[1] = {3};
+
+static const char *write_images(int slot, const char *name)
+{
+    uint8_t buf[64];
+    return write_file(slot, name, buf, make_idx(buf, 8, 3, IMG_DIMS, PIXELS, 12));
+}
+
+static const char *write_labels(int slot, const char *name)
+{
+    uint8_t buf[64];
+    return write_file(slot, name, buf, make_idx(buf, 8, 1, LAB_DIMS, LABELS, 3));
+}
+
+/* The load fails with `status`, names `file` and leaves *out untouched. */
+static void expect_load_error(const char *images, const char *labels, vae_status status,
+                              const char *file, const char *phrase)
+{
+    vae_dataset *ds = (vae_dataset *)&ds;
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, images, labels), status);
+    ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
+    ck_assert_msg(strstr(vae_last_error(), file) != NULL, "'%s' does not name %s",
+                  vae_last_error(), file);
+    if (phrase)
+        ck_assert_msg(strstr(vae_last_error(), phrase) != NULL, "'%s' does not say '%s'",
+                      vae_last_error(), phrase);
+}
+
+static void check_three_images(vae_dataset *ds, int with_labels)
+{
+    int dims[VAE_MAX_ROW_DIMS] = {0};
+    int64_t tdims[2] = {3, 4};
+    vae_tensor *t;
+    float *v;
+    ck_assert_int_eq(vae_dataset_count(ds), 3);
+    ck_assert_int_eq(vae_dataset_row_size(ds), 4);
+    ck_assert_int_eq(vae_dataset_row_dims(ds, dims), 2);
+    ck_assert_int_eq(dims[0], 2);
+    ck_assert_int_eq(dims[1], 2);
+    ck_assert_int_eq(vae_dataset_has_labels(ds), with_labels);
+    ck_assert_int_eq(vae_dataset_label(ds, 0), with_labels ? 7 : -1);
+    ck_assert_int_eq(vae_dataset_label(ds, 1), with_labels ? 0 : -1);
+    ck_assert_int_eq(vae_dataset_label(ds, 2), with_labels ? 255 : -1);
+    ck_assert_int_eq(vae_dataset_label(ds, 3), -1);
+    ck_assert_int_eq(vae_dataset_label(ds, -1), -1);
+    ck_assert_int_eq(vae_tensor_create(&t, 2, tdims), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, t), VAE_OK);
+    v = vae_tensor_data(t);
+    ck_assert_float_eq(v[0], 0.0f);
+    ck_assert_float_eq_tol(v[1], 0.2f, 1e-7f);
+    ck_assert_float_eq(v[2], 1.0f);
+    ck_assert_float_eq_tol(v[3], 0.4f, 1e-7f);
+    ck_assert_float_eq(v[4], 1.0f);
+    ck_assert_float_eq_tol(v[11], 4.0f / 255.0f, 1e-9f);
+    vae_tensor_free(t);
+}
+
+START_TEST(load_plain_and_gz)
+{
+    /* every combination of plain and compressed images and labels */
+    static const char *const names[4][2] = {{"a-img", "a-lab"},
+                                            {"b-img.gz", "b-lab.gz"},
+                                            {"c-img", "c-lab.gz"},
+                                            {"d-img.gz", "d-lab"}};
+    for (int i = 0; i < 4; i++) {
+        vae_dataset *ds = NULL;
+        const char *img = write_images(0, names[i][0]);
+        const char *lab = write_labels(1, names[i][1]);
+        ck_assert_int_eq(vae_dataset_load_idx(&ds, img, lab), VAE_OK);
+        check_three_images(ds, 1);
+        vae_dataset_free(ds);
+    }
+}
+END_TEST
+
+START_TEST(load_without_labels)
+{
+    vae_dataset *ds = NULL;
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, write_images(0, "img.gz"), NULL), VAE_OK);
+    check_three_images(ds, 0);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(load_rank_2_and_4)
+{
+    static const uint32_t d4[4] = {2, 3, 1, 2}, d2[2] = {3, 4};
+    uint8_t buf[64];
+    int dims[VAE_MAX_ROW_DIMS];
+    vae_dataset *ds = NULL;
+    const char *p = write_file(0, "nchw", buf, make_idx(buf, 8, 4, d4, PIXELS, 12));
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, p, NULL), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(ds), 2);
+    ck_assert_int_eq(vae_dataset_row_size(ds), 6);
+    ck_assert_int_eq(vae_dataset_row_dims(ds, dims), 3);
+    ck_assert_int_eq(dims[0], 3);
+    ck_assert_int_eq(dims[1], 1);
+    ck_assert_int_eq(dims[2], 2);
+    vae_dataset_free(ds);
+
+    p = write_file(0, "nd.gz", buf, make_idx(buf, 8, 2, d2, PIXELS, 12));
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, p, write_labels(1, "lab")), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(ds), 3);
+    ck_assert_int_eq(vae_dataset_row_dims(ds, dims), 1);
+    ck_assert_int_eq(dims[0], 4);
+    ck_assert_int_eq(vae_dataset_label(ds, 2), 255);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(bad_magic)
+{
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 3, IMG_DIMS, PIXELS, 12);
+    buf[0] = 0x1f;
+    expect_load_error(write_file(0, "magic-img", buf, n), NULL, VAE_ERR_FORMAT, "magic-img",
+                      "not an idx file");
+    expect_load_error(write_file(0, "magic-img.gz", buf, n), NULL, VAE_ERR_FORMAT,
+                      "magic-img.gz", "not an idx file");
+}
+END_TEST
+
+START_TEST(wrong_type_byte)
+{
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 0x0d, 3, IMG_DIMS, PIXELS, 12);
+    expect_load_error(write_file(0, "float-img", buf, n), NULL, VAE_ERR_FORMAT, "float-img",
+                      "0x0d");
+    n = make_idx(buf, 0x09, 1, LAB_DIMS, LABELS, 3);
+    expect_load_error(write_images(0, "img"), write_file(1, "signed-lab.gz", buf, n),
+                      VAE_ERR_FORMAT, "signed-lab.gz", "0x09");
+}
+END_TEST
+
+START_TEST(wrong_rank)
+{
+    /* labels given as images and images given as labels */
+    expect_load_error(write_labels(0, "lab-as-img"), NULL, VAE_ERR_FORMAT, "lab-as-img",
+                      "dimensions");
+    expect_load_error(write_images(0, "img"), write_images(1, "img-as-lab.gz"),
+                      VAE_ERR_FORMAT, "img-as-lab.gz", "dimensions");
+}
+END_TEST
+
+START_TEST(truncated_pixels)
+{
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 3, IMG_DIMS, PIXELS, 12) - 1;
+    expect_load_error(write_file(0, "short-img", buf, n), NULL, VAE_ERR_FORMAT, "short-img",
+                      "truncated: header says 3 images of 2x2 but file ends after 11 bytes");
+    expect_load_error(write_file(0, "short-img.gz", buf, n), NULL, VAE_ERR_FORMAT,
+                      "short-img.gz", "truncated");
+    n = make_idx(buf, 8, 1, LAB_DIMS, LABELS, 2);
+    expect_load_error(write_images(0, "img"), write_file(1, "short-lab", buf, n),
+                      VAE_ERR_FORMAT, "short-lab", "after 2 bytes of labels");
+}
+END_TEST
+
+START_TEST(truncated_gzip_stream)
+{
+    /* the compressed stream itself is cut short, not just its content */
+    uint8_t buf[4096], raw[4096];
+    static const uint32_t dims[3] = {4, 20, 20};
+    const char *p;
+    FILE *f;
+    size_t n;
+    for (size_t i = 0; i < sizeof raw; i++)
+        raw[i] = (uint8_t)(i * 7919 >> 3);
+    p = write_file(0, "cut.gz", buf, make_idx(buf, 8, 3, dims, raw, 1600));
+    f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert_uint_gt(n, 100);
+    f = fopen(p, "wb");
+    ck_assert_uint_eq(fwrite(buf, 1, n / 2, f), n / 2);
+    fclose(f);
+    expect_load_error(p, NULL, VAE_ERR_FORMAT, "cut.gz", NULL);
+}
+END_TEST
+
+START_TEST(truncated_header)
+{
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 3, IMG_DIMS, NULL, 0);
+    expect_load_error(write_file(0, "head-img", buf, n - 2), NULL, VAE_ERR_FORMAT, "head-img",
+                      "truncated header");
+    expect_load_error(write_file(0, "head-img.gz", buf, 3), NULL, VAE_ERR_FORMAT,
+                      "head-img.gz", "truncated header");
+    expect_load_error(write_file(0, "empty", buf, 0), NULL, VAE_ERR_FORMAT, "empty",
+                      "truncated header");
+}
+END_TEST
+
+START_TEST(trailing_bytes)
+{
+    uint8_t buf[64], extra[13];
+    size_t n;
+    memcpy(extra, PIXELS, 12);
+    extra[12] = 9;
+    n = make_idx(buf, 8, 3, IMG_DIMS, extra, 13);
+    expect_load_error(write_file(0, "long-img", buf, n), NULL, VAE_ERR_FORMAT, "long-img",
+                      "longer than its header says");
+    expect_load_error(write_file(0, "long-img.gz", buf, n), NULL, VAE_ERR_FORMAT,
+                      "long-img.gz", "longer than its header says");
+}
+END_TEST
+
+START_TEST(count_mismatch)
+{
+    static const uint32_t two[1] = {2};
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 1, two, LABELS, 2);
+    expect_load_error(write_images(0, "img.gz"), write_file(1, "two-lab.gz", buf, n),
+                      VAE_ERR_FORMAT, "two-lab.gz", "2 labels");
+}
+END_TEST
+
+START_TEST(zero_and_oversized)
+{
+    static const uint32_t zero[3] = {0, 28, 28}, zero_w[3] = {10, 28, 0};
+    static const uint32_t huge[3] = {1000000, 100000, 1000};
+    static const uint32_t wide[3] = {1, 1, 0x80000000u};
+    uint8_t buf[64];
+    expect_load_error(write_file(0, "zero-img", buf, make_idx(buf, 8, 3, zero, NULL, 0)), NULL,
+                      VAE_ERR_FORMAT, "zero-img", "zero");
+    expect_load_error(write_file(0, "zerow-img.gz", buf, make_idx(buf, 8, 3, zero_w, NULL, 0)),
+                      NULL, VAE_ERR_FORMAT, "zerow-img.gz", "zero");
+    expect_load_error(write_file(0, "huge-img", buf, make_idx(buf, 8, 3, huge, PIXELS, 12)),
+                      NULL, VAE_ERR_FORMAT, "huge-img", "oversized");
+    expect_load_error(write_file(0, "wide-img", buf, make_idx(buf, 8, 3, wide, PIXELS, 12)),
+                      NULL, VAE_ERR_FORMAT, "wide-img", "oversized");
+}
+END_TEST
+
+START_TEST(big_claim_small_file)
+{
+    /* 2^34 bytes claimed (the limit): must fail as truncated, not allocate */
+    static const uint32_t dims[3] = {1u << 24, 32, 32};
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 3, dims, PIXELS, 12);
+    expect_load_error(write_file(0, "claim-img", buf, n), NULL, VAE_ERR_FORMAT, "claim-img",
+                      "after 12 bytes of pixels");
+    expect_load_error(write_file(0, "claim-img.gz", buf, n), NULL, VAE_ERR_FORMAT,
+                      "claim-img.gz", "truncated");
+}
+END_TEST
+
+START_TEST(missing_files)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/no-such-file.gz", tmpdir);
+    expect_load_error(path, NULL, VAE_ERR_IO, "no-such-file.gz", "No such file");
+    /* good images, missing labels: the images read must be freed */
+    expect_load_error(write_images(0, "img"), path, VAE_ERR_IO, "no-such-file.gz", NULL);
+    expect_load_error(tmpdir, NULL, VAE_ERR_IO, tmpdir, NULL); /* a directory */
+}
+END_TEST
+
+START_TEST(corrupt_gzip)
+{
+    /* a valid gzip member header, then deflate data that cannot decode */
+    uint8_t buf[64] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memset(buf + 10, 0xff, 40);
+    expect_load_error(write_file(0, "corrupt-img", buf, 50), NULL, VAE_ERR_FORMAT,
+                      "corrupt-img", "corrupt gzip data");
+    expect_load_error(write_images(0, "img"), write_file(1, "corrupt-lab", buf, 50),
+                      VAE_ERR_FORMAT, "corrupt-lab", "corrupt gzip data");
+}
+END_TEST
+
+START_TEST(null_arguments)
+{
+    vae_dataset *ds = NULL;
+    int dims[1] = {4};
+    uint8_t px[4] = {0};
+    float fv[4] = {0};
+    int64_t tdims[2] = {1, 4};
+    vae_tensor *t;
+    ck_assert_int_eq(vae_dataset_load_idx(NULL, "x", NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, NULL, "x"), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(NULL, 1, 1, dims, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 1, dims, NULL, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 1, NULL, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_f32(NULL, 1, 1, dims, fv, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, 1, 1, dims, NULL, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_null(ds);
+    ck_assert_int_eq(vae_dataset_truncate(NULL, 1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_tensor_create(&t, 2, tdims), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(NULL, 0, t), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, 1, 1, dims, fv, NULL), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, NULL), VAE_ERR_ARGUMENT);
+    vae_dataset_free(ds);
+    vae_tensor_free(t);
+    vae_dataset_free(NULL);
+    ck_assert_int_eq(vae_dataset_count(NULL), 0);
+    ck_assert_int_eq(vae_dataset_row_size(NULL), 0);
+    ck_assert_int_eq(vae_dataset_row_dims(NULL, dims), 0);
+    ck_assert_int_eq(vae_dataset_has_labels(NULL), 0);
+    ck_assert_int_eq(vae_dataset_label(NULL, 0), -1);
+}
+END_TEST
+
+START_TEST(from_u8_with_labels)
+{
+    static const int dims[3] = {1, 1, 3};
+    uint8_t px[6] = {0, 2, 4, 6, 8, 200};
+    int32_t labels[2] = {5, 1000};
+    int out_dims[VAE_MAX_ROW_DIMS];
+    float v[6];
+    vae_dataset *ds = NULL;
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 2, 3, dims, px, labels, 0.5f), VAE_OK);
+    px[0] = 99; /* copied, so this must not show */
+    labels[0] = 99;
+    ck_assert_int_eq(vae_dataset_count(ds), 2);
+    ck_assert_int_eq(vae_dataset_row_size(ds), 3);
+    ck_assert_int_eq(vae_dataset_row_dims(ds, out_dims), 3);
+    ck_assert_int_eq(out_dims[2], 3);
+    ck_assert_int_eq(vae_dataset_has_labels(ds), 1);
+    ck_assert_int_eq(vae_dataset_label(ds, 0), 5);
+    ck_assert_int_eq(vae_dataset_label(ds, 1), 1000);
+    vae__dataset_rows(ds, NULL, 0, 2, v);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(v[i], i < 5 ? (float)i : 100.0f);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(from_f32_without_labels)
+{
+    static const int dims[2] = {2, 2};
+    float src[8] = {0.5f, -1.0f, 3.25f, 0.0f, 1e-3f, 2.0f, -7.0f, 42.0f}, v[8];
+    vae_dataset *ds = NULL;
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, 2, 2, dims, src, NULL), VAE_OK);
+    src[1] = 5.0f;
+    ck_assert_int_eq(vae_dataset_has_labels(ds), 0);
+    ck_assert_int_eq(vae_dataset_label(ds, 0), -1);
+    ck_assert_int_eq(vae_dataset_row_size(ds), 4);
+    vae__dataset_rows(ds, NULL, 0, 2, v);
+    ck_assert_float_eq(v[1], -1.0f);
+    ck_assert_float_eq(v[4], 1e-3f);
+    ck_assert_float_eq(v[7], 42.0f);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(from_bad_shapes)
+{
+    static const int ok[1] = {4}, zero[2] = {3, 0}, neg[1] = {-2};
+    static const int huge[3] = {0x7fffffff, 0x7fffffff, 0x7fffffff};
+    uint8_t px[4] = {0};
+    float fv[4] = {0};
+    vae_dataset *ds = NULL;
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 0, 1, ok, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, -1, 1, ok, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 0, ok, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, VAE_MAX_ROW_DIMS + 1, huge, px, NULL, 1.0f),
+                     VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 2, zero, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 1, neg, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 3, huge, px, NULL, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 1, 1, ok, px, NULL, 0.0f / 0.0f),
+                     VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, INT64_MAX, 1, ok, fv, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, (int64_t)1 << 40, 1, ok, fv, NULL),
+                     VAE_ERR_ARGUMENT);
+    ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "vae_dataset_from_f32"));
+}
+END_TEST
+
+START_TEST(truncate_rows)
+{
+    vae_dataset *ds = NULL;
+    int64_t tdims[3] = {2, 2, 2};
+    vae_tensor *t;
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, write_images(0, "img"), write_labels(1, "lab")),
+                     VAE_OK);
+    ck_assert_int_eq(vae_dataset_truncate(ds, 0), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_truncate(ds, -1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_truncate(ds, 4), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_count(ds), 3);
+    ck_assert_int_eq(vae_dataset_truncate(ds, 2), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(ds), 2);
+    ck_assert_int_eq(vae_dataset_label(ds, 1), 0);
+    ck_assert_int_eq(vae_dataset_label(ds, 2), -1);
+    ck_assert_int_eq(vae_dataset_truncate(ds, 3), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_tensor_create(&t, 3, tdims), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(ds, 1, t), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, t), VAE_OK);
+    ck_assert_float_eq(vae_tensor_data(t)[7], 0.0f);
+    vae_tensor_free(t);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(get_ranges)
+{
+    vae_dataset *ds = NULL;
+    int64_t one[2] = {1, 4}, four[2] = {4, 4}, wrong[2] = {2, 3};
+    vae_tensor *t1, *t4, *tw;
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, write_images(0, "img.gz"), NULL), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&t1, 2, one), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&t4, 2, four), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&tw, 2, wrong), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(ds, -1, t1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_get(ds, 3, t1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_get(ds, INT64_MAX, t1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, t4), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, tw), VAE_ERR_SHAPE);
+    ck_assert_int_eq(vae_dataset_get(ds, 2, t1), VAE_OK);
+    ck_assert_float_eq_tol(vae_tensor_data(t1)[0], 1.0f / 255.0f, 1e-9f);
+    ck_assert_float_eq_tol(vae_tensor_data(t1)[3], 4.0f / 255.0f, 1e-9f);
+    vae_tensor_free(t1);
+    vae_tensor_free(t4);
+    vae_tensor_free(tw);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(rows_by_index)
+{
+    static const int64_t idx[4] = {2, 0, 2, 1};
+    static const int dims[1] = {4};
+    vae_dataset *ds = NULL, *dsf = NULL;
+    float v[16], expect[16];
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, write_images(0, "img"), NULL), VAE_OK);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            expect[4 * i + j] = (float)PIXELS[4 * idx[i] + j] / 255.0f;
+    vae__dataset_rows(ds, idx, 0, 4, v);
+    for (int i = 0; i < 16; i++)
+        ck_assert_float_eq_tol(v[i], expect[i], 1e-7f);
+    vae__dataset_rows(ds, NULL, 1, 2, v); /* rows 1 and 2 */
+    for (int i = 0; i < 8; i++)
+        ck_assert_float_eq_tol(v[i], (float)PIXELS[4 + i] / 255.0f, 1e-7f);
+    /* the float path takes the same index list */
+    ck_assert_int_eq(vae_dataset_from_f32(&dsf, 3, 1, dims, expect, NULL), VAE_OK);
+    vae__dataset_rows(dsf, idx + 1, 0, 2, v); /* rows 0 and 2 of expect */
+    for (int j = 0; j < 4; j++) {
+        ck_assert_float_eq(v[j], expect[j]);
+        ck_assert_float_eq(v[4 + j], expect[8 + j]);
+    }
+    vae_dataset_free(dsf);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+static Suite *data_suite(void)
+{
+    Suite *s = suite_create("data");
+    TCase *idx = tcase_create("idx"), *host = tcase_create("host");
+    tcase_add_unchecked_fixture(idx, make_tmpdir, remove_tmpdir);
+    tcase_add_unchecked_fixture(host, make_tmpdir, remove_tmpdir);
+    tcase_add_test(idx, load_plain_and_gz);
+    tcase_add_test(idx, load_without_labels);
+    tcase_add_test(idx, load_rank_2_and_4);
+    tcase_add_test(idx, bad_magic);
+    tcase_add_test(idx, wrong_type_byte);
+    tcase_add_test(idx, wrong_rank);
+    tcase_add_test(idx, truncated_pixels);
+    tcase_add_test(idx, truncated_gzip_stream);
+    tcase_add_test(idx, truncated_header);
+    tcase_add_test(idx, trailing_bytes);
+    tcase_add_test(idx, count_mismatch);
+    tcase_add_test(idx, zero_and_oversized);
+    tcase_add_test(idx, big_claim_small_file);
+    tcase_add_test(idx, missing_files);
+    tcase_add_test(idx, corrupt_gzip);
+    tcase_add_test(host, null_arguments);
+    tcase_add_test(host, from_u8_with_labels);
+    tcase_add_test(host, from_f32_without_labels);
+    tcase_add_test(host, from_bad_shapes);
+    tcase_add_test(host, truncate_rows);
+    tcase_add_test(host, get_ranges);
+    tcase_add_test(host, rows_by_index);
+    suite_add_tcase(s, idx);
+    suite_add_tcase(s, host);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(data_suite());
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

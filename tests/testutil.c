@@ -1,0 +1,122 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double ATOL = 2e-3, RTOL = 2e-2;
+
+vae_graph *tu_graph(int in_size, int *x)
+{
+    vae_graph *g = NULL;
+    ck_assert_int_eq(vae_graph_create(&g, 12345), VAE_OK);
+    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in_size, x), VAE_OK);
+    return g;
+}
+
+int tu_variable(vae_graph *g, int x, int size, const char *name)
+{
+    int out;
+    ck_assert_int_eq(vae_layer_dense(g, x, size, VAE_ACT_NONE, name, &out), VAE_OK);
+    return out;
+}
+
+int tu_weighted_sum(vae_graph *g, int y)
+{
+    int dims[1] = {(int)g->nodes[y].size}, w, yw, out;
+    ck_assert_int_eq(vae_graph_param(g, "weights", 1, dims, 1.0f, &w), VAE_OK);
+    ck_assert_int_eq(vae_op_mul(g, y, w, &yw), VAE_OK);
+    ck_assert_int_eq(vae_op_sum(g, yw, &out), VAE_OK);
+    return out;
+}
+
+vae_model *tu_model(vae_graph *g, int x, int per_row)
+{
+    vae_model *m = NULL;
+    int obj;
+    ck_assert_int_eq(vae_op_batch_mean(g, per_row, &obj), VAE_OK);
+    for (int r = 0; r < VAE_ROLE_COUNT_; r++)
+        g->roles[r] = x;
+    g->roles[VAE_ROLE_OBJECTIVE] = obj;
+    g->roles[VAE_ROLE_NELBO] = per_row;
+    ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
+    ck_assert_int_eq(vae__model_ensure_planned(m, 1), VAE_OK);
+    return m;
+}
+
+static double run(vae_model *m, const float *x, int rows, int backward)
+{
+    batch_job job = {.m = m, .p = &m->plans[PLAN_TRAIN], .rows = rows, .feed = x,
+                     .backward = backward, .out_node = {-1, -1}};
+    vae_rng rng;
+    double obj = 0.0;
+    ck_assert_int_le(rows, m->max_batch);
+    vae__split_rows(m, rows);
+    vae__rng_seed(&rng, 7);
+    vae__fill_noise(m, job.p, &rng);
+    vae__run_batch(&job);
+    for (int t = 0; t < m->threads; t++)
+        obj += m->workers[t].objective;
+    return obj;
+}
+
+double tu_objective(vae_model *m, const float *x, int rows) { return run(m, x, rows, 0); }
+
+void tu_gradient(vae_model *m, const float *x, int rows, float *grad)
+{
+    run(m, x, rows, 1);
+    memcpy(grad, m->workers[0].c.param_grad, (size_t)m->g->n_params * sizeof *grad);
+    for (int t = 1; t < m->threads; t++)
+        for (int64_t i = 0; i < m->g->n_params; i++)
+            grad[i] += m->workers[t].c.param_grad[i];
+}
+
+double tu_gradcheck(vae_model *m, const float *x, int rows, double step)
+{
+    int64_t n = m->g->n_params;
+    float *analytic = malloc((size_t)n * sizeof *analytic), *p = m->g->params;
+    double worst = 0.0;
+    int64_t worst_i = -1;
+    double worst_a = 0, worst_n = 0;
+    tu_gradient(m, x, rows, analytic);
+    for (int64_t i = 0; i < n; i++) {
+        float saved = p[i];
+        double up, down, numeric, ratio;
+        p[i] = saved + (float)step;
+        up = tu_objective(m, x, rows);
+        p[i] = saved - (float)step;
+        down = tu_objective(m, x, rows);
+        p[i] = saved;
+        numeric = (up - down) / (2.0 * step);
+        ratio = fabs(analytic[i] - numeric) /
+                (ATOL + RTOL * fmax(fabs(analytic[i]), fabs(numeric)));
+        if (!(ratio <= worst)) {
+            worst = isnan(ratio) ? INFINITY : ratio;
+            worst_i = i;
+            worst_a = analytic[i];
+            worst_n = numeric;
+        }
+    }
+    if (worst > 1.0)
+        fprintf(stderr, "gradient check: parameter %lld analytic %.6g numeric %.6g\n",
+                (long long)worst_i, worst_a, worst_n);
+    free(analytic);
+    return worst;
+}
+
+void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi)
+{
+    vae_rng rng;
+    vae__rng_seed(&rng, seed);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * (float)vae__rng_uniform(&rng);
+}
+
+float tu_value(vae_model *m, int id, int r)
+{
+    int t = 0;
+    while (t + 1 < m->threads && r >= m->workers[t].hi)
+        t++;
+    return m->workers[t].c.val[id][(int64_t)(r - m->workers[t].lo) * m->g->nodes[id].size];
+}

@@ -1,0 +1,41 @@
+/* Helpers for the tests: small graphs around an operation, objectives and
+   central-difference gradient checks. */
+#ifndef VAE_TESTUTIL_H
+#define VAE_TESTUTIL_H
+
+#include "model.h"
+
+#include <check.h>
+
+/* A graph with a batched input "x" of in_size values per row. */
+vae_graph *tu_graph(int in_size, int *x);
+/* A batched node of `size` per row that depends on parameters:
+   x (B, in) w (in, size) + b, with w and b random.  Ops under test take it
+   as input so their input gradients are checked through w and b. */
+int tu_variable(vae_graph *g, int x, int size, const char *name);
+/* Per row: sum of y times fixed random weights (a parameter), so that no
+   gradient cancels by symmetry.  Returns a (B, 1) node. */
+int tu_weighted_sum(vae_graph *g, int y);
+/* Turns g into a model whose objective is the batch mean of per_row. */
+vae_model *tu_model(vae_graph *g, int x, int per_row);
+/* The objective on rows of x (noise fixed by seed 7). */
+double tu_objective(vae_model *m, const float *x, int rows);
+/* Analytic gradient of the objective with respect to all parameters. */
+void tu_gradient(vae_model *m, const float *x, int rows, float *grad);
+/* Largest violation of |analytic - numeric| <= atol + rtol * max(|.|)
+   over all parameters, as a ratio (<= 1 passes); central differences with
+   the given step, computed in float. */
+double tu_gradcheck(vae_model *m, const float *x, int rows, double step);
+/* Uniform values in [lo, hi) from a seed. */
+void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi);
+/* The value of per-row node `id` for row r after the last tu_objective. */
+float tu_value(vae_model *m, int id, int r);
+
+#define TU_CHECK_GRADIENT(m, x, rows)                                         \
+    do {                                                                      \
+        double tu_ratio_ = tu_gradcheck((m), (x), (rows), 1e-3);             \
+        ck_assert_msg(tu_ratio_ <= 1.0, "gradient check failed: ratio %g",   \
+                      tu_ratio_);                                            \
+    } while (0)
+
+#endif
