@@ -1,0 +1,109 @@
+"""FFI smoke test: the shared library through Python's ctypes alone.
+
+Builds a small VAE, trains it for a few steps on synthetic data and checks
+that the loss fell; also checks error reporting and the version query.
+Usage: test_ffi.py path/to/libvae.so
+"""
+import ctypes as C
+import math
+import random
+import sys
+
+lib = C.CDLL(sys.argv[1])
+int_p = C.POINTER(C.c_int)
+
+def fn(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+version_string = fn("vae_version_string", C.c_char_p)
+strerror = fn("vae_strerror", C.c_char_p, C.c_int)
+last_error = fn("vae_last_error", C.c_char_p)
+graph_create = fn("vae_graph_create", C.c_int, C.POINTER(C.c_void_p), C.c_uint64)
+graph_input = fn("vae_graph_input", C.c_int, C.c_void_p, C.c_char_p, C.c_int, int_p, int_p)
+layer_dense = fn("vae_layer_dense", C.c_int, C.c_void_p, C.c_int, C.c_int, C.c_int, C.c_char_p, int_p)
+gaussian_mlp = fn("vae_layer_gaussian_mlp", C.c_int, C.c_void_p, C.c_int, C.c_int, C.c_int,
+                  C.c_int, C.c_int, C.c_char_p, int_p, int_p, int_p)
+sample_normal = fn("vae_op_sample_normal", C.c_int, C.c_void_p, C.c_int, C.c_int, int_p)
+bernoulli_mlp = fn("vae_layer_bernoulli_mlp", C.c_int, C.c_void_p, C.c_int, C.c_int, C.c_int,
+                   C.c_int, C.c_char_p, int_p)
+elbo_build = fn("vae_elbo_build", C.c_int, C.c_void_p, C.c_int, C.c_int, C.c_int, C.c_int,
+                C.c_int, C.c_int, C.c_int, C.c_float, int_p)
+model_create = fn("vae_model_create", C.c_int, C.POINTER(C.c_void_p), C.c_void_p)
+model_free = fn("vae_model_free", None, C.c_void_p)
+optimizer_create = fn("vae_optimizer_create", C.c_int, C.POINTER(C.c_void_p), C.c_void_p, C.c_int)
+optimizer_set = fn("vae_optimizer_set", C.c_int, C.c_void_p, C.c_int, C.c_double)
+optimizer_free = fn("vae_optimizer_free", None, C.c_void_p)
+tensor_from_host = fn("vae_tensor_from_host", C.c_int, C.POINTER(C.c_void_p), C.c_int,
+                      C.POINTER(C.c_int64), C.POINTER(C.c_float))
+tensor_free = fn("vae_tensor_free", None, C.c_void_p)
+train_step = fn("vae_model_train_step", C.c_int, C.c_void_p, C.c_void_p, C.c_void_p,
+                C.POINTER(C.c_double), C.POINTER(C.c_double))
+
+VAE_OK, VAE_ERR_ARGUMENT = 0, 1
+ACT_NONE, ACT_RELU = 0, 1
+OPTIMIZER_ADAM, OPT_LEARNING_RATE = 2, 0
+checks = 0
+
+def ok(status):
+    if status != VAE_OK:
+        raise AssertionError("%s: %s" % (strerror(status).decode(), last_error().decode()))
+
+def check(cond, what):
+    global checks
+    if not cond:
+        print("FAIL:", what)
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    checks += 1
+
+check(version_string().decode().count(".") == 2, "version string")
+
+features, rows = 16, 32
+g = C.c_void_p()
+ok(graph_create(C.byref(g), 3))
+x, h, mu, lv, z, logits, loss = (C.c_int() for _ in range(7))
+ok(graph_input(g, b"x", 1, C.byref(C.c_int(features)), C.byref(x)))
+ok(layer_dense(g, x, 12, ACT_RELU, b"enc", C.byref(h)))
+ok(gaussian_mlp(g, h, 0, ACT_NONE, 2, 0, b"q", C.byref(mu), C.byref(lv), None))
+ok(sample_normal(g, mu, lv, C.byref(z)))
+ok(bernoulli_mlp(g, z, 12, ACT_RELU, features, b"p", C.byref(logits)))
+ok(elbo_build(g, x, mu, lv, z, logits, 0, 0, C.c_float(1.0), C.byref(loss)))
+
+# An error is a status plus a message, never a crash.
+bad = C.c_int()
+status = layer_dense(g, 9999, 4, ACT_RELU, b"bad", C.byref(bad))
+check(status == VAE_ERR_ARGUMENT and b"9999" in last_error(), "bad node id reported")
+
+m = C.c_void_p()
+ok(model_create(C.byref(m), g))
+opt = C.c_void_p()
+ok(optimizer_create(C.byref(opt), m, OPTIMIZER_ADAM))
+ok(optimizer_set(opt, OPT_LEARNING_RATE, 0.01))
+
+random.seed(0)
+data = (C.c_float * (rows * features))()
+for r in range(rows):
+    on = r % 2  # two patterns: left half or right half lit
+    for i in range(features):
+        data[r * features + i] = 1.0 if (i < features // 2) == bool(on) else 0.0
+dims = (C.c_int64 * 2)(rows, features)
+batch = C.c_void_p()
+ok(tensor_from_host(C.byref(batch), 2, dims, data))
+
+objective, nelbo = C.c_double(), C.c_double()
+losses = []
+for step in range(200):
+    ok(train_step(m, opt, batch, C.byref(objective), C.byref(nelbo)))
+    losses.append(nelbo.value)
+check(all(math.isfinite(v) for v in losses), "losses finite")
+first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+print("ffi: -ELBO %.3f -> %.3f over %d steps" % (first, last, len(losses)))
+check(last < 0.5 * first, "loss fell by half (%.3f -> %.3f)" % (first, last))
+
+tensor_free(batch)
+optimizer_free(opt)
+model_free(m)
+print("%d passed, 0 failed" % checks)
