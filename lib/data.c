@@ -361,7 +361,7 @@ VAE_API vae_status vae_dataset_get(const vae_dataset *ds, int64_t first, vae_ten
 }
 
 /* Kept branch-free so the compiler vectorizes it. */
-static void bytes_to_floats(const uint8_t *restrict src, size_t n, float scale,
+VAE_HOT static void bytes_to_floats(const uint8_t *restrict src, size_t n, float scale,
                             float *restrict dst)
 {
     for (size_t j = 0; j < n; j++)

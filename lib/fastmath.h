@@ -5,18 +5,36 @@
 #define VAE_FASTMATH_H
 
 #include <stdint.h>
-#include <string.h>
+
+/* Reinterpreting through a union (defined in C11) keeps loops vectorisable;
+   memcpy here made GCC give up. */
+typedef union fm_bits {
+    float f;
+    int32_t i;
+} fm_bits;
+
+static inline int32_t fm_as_int(float f) { return ((fm_bits){.f = f}).i; }
+static inline float fm_as_float(int32_t i) { return ((fm_bits){.i = i}).f; }
+
+/* a where cond holds, else b.  GCC turns ?: on floats into branches that
+   stop vectorisation; masks do not.  A NaN in the chosen operand stays. */
+static inline float fm_select(int cond, float a, float b)
+{
+    int32_t mask = -cond;
+    return fm_as_float((fm_as_int(a) & mask) | (fm_as_int(b) & ~mask));
+}
+
+static inline float fm_abs(float x) { return fm_as_float(fm_as_int(x) & 0x7fffffff); }
 
 static inline float fm_exp(float x)
 {
     const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds */
     float t, fn, r, p;
-    int32_t n, bits;
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    int32_t n;
+    x = fm_select(x < -87.0f, -87.0f, x);
+    x = fm_select(x > 88.0f, 88.0f, x);
     t = x * 1.44269504088896341f + round_magic;
-    memcpy(&n, &t, sizeof n);
-    n -= 0x4B400000;
+    n = fm_as_int(t) - 0x4B400000;
     fn = t - round_magic;
     r = x - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
@@ -27,23 +45,18 @@ static inline float fm_exp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    memcpy(&bits, &p, sizeof bits);
-    bits += n * (1 << 23); /* times 2^n */
-    memcpy(&p, &bits, sizeof p);
-    return p;
+    return fm_as_float(fm_as_int(p) + n * (1 << 23)); /* times 2^n */
 }
 
 /* Natural log of a positive normal float. */
 static inline float fm_log(float x)
 {
-    int32_t bits, e, small;
+    int32_t bits = fm_as_int(x), e, small;
     float m, z, y, fe;
-    memcpy(&bits, &x, sizeof bits);
     e = ((bits >> 23) & 0xff) - 126; /* x = m * 2^e, m in [0.5, 1) */
-    bits = (bits & 0x807fffff) | 0x3f000000;
-    memcpy(&m, &bits, sizeof m);
+    m = fm_as_float((bits & 0x807fffff) | 0x3f000000);
     small = m < 0.70710678118654752f;
-    m = small ? m + m - 1.0f : m - 1.0f;
+    m = fm_select(small, m + m, m) - 1.0f;
     fe = (float)(e - small);
     z = m * m;
     y = 7.0376836292e-2f;
@@ -68,22 +81,20 @@ static inline float fm_sigmoid(float x) { return 1.0f / (1.0f + fm_exp(-x)); }
 static inline float fm_log1p(float e)
 {
     float u = 1.0f + e, d = u - 1.0f;
-    return d == 0.0f ? e : fm_log(u) * (e / d);
+    return fm_select(d == 0.0f, e, fm_log(u) * (e / fm_select(d == 0.0f, 1.0f, d)));
 }
 
 /* log(1 + exp(x)) without overflow. */
 static inline float fm_softplus(float x)
 {
-    float ax = x < 0.0f ? -x : x;
-    return (x > 0.0f ? x : 0.0f) + fm_log1p(fm_exp(-ax));
+    return fm_select(x > 0.0f, x, 0.0f) + fm_log1p(fm_exp(-fm_abs(x)));
 }
 
 static inline float fm_tanh(float x)
 {
-    float ax = x < 0.0f ? -x : x;
-    float e = fm_exp(-2.0f * ax);
+    float e = fm_exp(-2.0f * fm_abs(x));
     float t = (1.0f - e) / (1.0f + e);
-    return x < 0.0f ? -t : t;
+    return fm_as_float(fm_as_int(t) | (fm_as_int(x) & INT32_MIN)); /* sign of x */
 }
 
 #endif

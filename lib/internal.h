@@ -26,6 +26,14 @@ float *vae__alloc_floats(int64_t count);
 void vae__free_aligned(void *p);
 char *vae__strdup(const char *s);
 
+/* Element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64,
+   picked at load time from what the CPU (or valgrind) reports. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define VAE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VAE_HOT
+#endif
+
 #define VAE_TRY(expr)                     \
     do {                                  \
         vae_status vae_try_s_ = (expr);   \

@@ -17,6 +17,8 @@
 #include "model.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -152,16 +154,29 @@ static void write_training(wbuf *b, const vae_model *m, const vae_optimizer *o)
     end_section(b, at);
 }
 
+/* Creates "<path>.tmp.<pid>.<n>" exclusively; the mode 0666 goes through
+   the umask like any new file's. */
+static int create_temporary(const char *path, char *tmp, size_t size)
+{
+    static _Thread_local unsigned counter;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd;
+        snprintf(tmp, size, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
 static vae_status write_atomically(const char *path, const unsigned char *data, size_t len)
 {
-    size_t plen = strlen(path);
-    char *tmp = vae__alloc(plen + 16);
+    size_t size = strlen(path) + 64;
+    char *tmp = vae__alloc(size);
     int fd, err = 0;
     if (!tmp)
         return VAE_ERR_NO_MEMORY;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    if ((fd = mkstemp(tmp)) < 0) {
+    if ((fd = create_temporary(path, tmp, size)) < 0) {
         vae_status s = vae__fail(VAE_ERR_IO, "%s: cannot create a temporary file beside it: %s",
                                  path, strerror(errno));
         free(tmp);

@@ -23,29 +23,29 @@
         for (int64_t i = 0; i < count; i++)                  \
             dx[i] += dy[i] * (expr_dydx);
 
-static void relu_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(v > 0.0f ? v : 0.0f) }
-static void relu_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(y[i] > 0.0f ? 1.0f : 0.0f) }
+VAE_HOT static void relu_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_select(v > 0.0f, v, 0.0f)) }
+VAE_HOT static void relu_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(fm_select(y[i] > 0.0f, 1.0f, 0.0f)) }
 
-static void leaky_relu_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void leaky_relu_forward(const node *nodes, int id, exec_ctx *c)
 {
     float slope = nodes[id].fattr[0];
-    ACTIVATION_LOOP(v > 0.0f ? v : slope * v)
+    ACTIVATION_LOOP(fm_select(v > 0.0f, v, slope * v))
 }
-static void leaky_relu_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void leaky_relu_backward(const node *nodes, int id, exec_ctx *c)
 {
     float slope = nodes[id].fattr[0];
-    ACTIVATION_GRAD_LOOP(x[i] > 0.0f ? 1.0f : slope)
+    ACTIVATION_GRAD_LOOP(fm_select(x[i] > 0.0f, 1.0f, slope))
 }
 
-static void tanh_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_tanh(v)) }
-static void tanh_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - y[i] * y[i]) }
+VAE_HOT static void tanh_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_tanh(v)) }
+VAE_HOT static void tanh_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - y[i] * y[i]) }
 
-static void sigmoid_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_sigmoid(v)) }
-static void sigmoid_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(y[i] * (1.0f - y[i])) }
+VAE_HOT static void sigmoid_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_sigmoid(v)) }
+VAE_HOT static void sigmoid_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(y[i] * (1.0f - y[i])) }
 
-static void softplus_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_softplus(v)) }
+VAE_HOT static void softplus_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_softplus(v)) }
 /* d softplus(x)/dx = sigmoid(x) = 1 - exp(-y) */
-static void softplus_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - fm_exp(-y[i])) }
+VAE_HOT static void softplus_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - fm_exp(-y[i])) }
 
 const op_def vae__op_relu = {"relu", 1, relu_forward, relu_backward};
 const op_def vae__op_leaky_relu = {"leaky_relu", 1, leaky_relu_forward, leaky_relu_backward};

@@ -9,7 +9,7 @@
 static int64_t stride_of(const node *b) { return b->batched ? b->size : 0; }
 
 /* y = a + b */
-static void add_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void add_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *a = c->val[n->in[0]], *b = c->val[n->in[1]];
@@ -20,7 +20,7 @@ static void add_forward(const node *nodes, int id, exec_ctx *c)
             y[r * size + i] = a[r * size + i] + b[r * sb + i];
 }
 
-static void add_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void add_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *dy = c->grad[id];
@@ -36,7 +36,7 @@ static void add_backward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* y = a * b */
-static void mul_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void mul_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *a = c->val[n->in[0]], *b = c->val[n->in[1]];
@@ -47,7 +47,7 @@ static void mul_forward(const node *nodes, int id, exec_ctx *c)
             y[r * size + i] = a[r * size + i] * b[r * sb + i];
 }
 
-static void mul_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void mul_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *a = c->val[n->in[0]], *b = c->val[n->in[1]], *dy = c->grad[id];
@@ -63,7 +63,7 @@ static void mul_backward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* y = factor * x */
-static void scale_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void scale_forward(const node *nodes, int id, exec_ctx *c)
 {
     const float *x = c->val[nodes[id].in[0]];
     float *y = c->val[id], factor = nodes[id].fattr[0];
@@ -71,7 +71,7 @@ static void scale_forward(const node *nodes, int id, exec_ctx *c)
         y[i] = factor * x[i];
 }
 
-static void scale_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void scale_backward(const node *nodes, int id, exec_ctx *c)
 {
     const float *dy = c->grad[id];
     float *dx = vae__grad_acc(c, nodes, nodes[id].in[0]), factor = nodes[id].fattr[0];

@@ -42,31 +42,37 @@ VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out)
 }
 
 /* y (B,N) = x + b on every row */
-static void bias_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void bias_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *x = c->val[n->in[0]], *b = c->val[n->in[1]];
     float *y = c->val[id];
     int64_t size = n->size;
-    for (int r = 0; r < c->rows; r++)
+    for (int r = 0; r < c->rows; r++) {
+        const float *xr = x + r * size;
+        float *yr = y + r * size;
         for (int64_t i = 0; i < size; i++)
-            y[r * size + i] = x[r * size + i] + b[i];
+            yr[i] = xr[i] + b[i];
+    }
 }
 
 /* dx += dy;  db += sum over rows of dy */
-static void bias_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void bias_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *dy = c->grad[id];
     int64_t size = n->size;
     float *dx = vae__grad_acc(c, nodes, n->in[0]), *db = vae__grad_acc(c, nodes, n->in[1]);
+    int64_t count = c->rows * size;
     if (dx)
-        for (int64_t i = 0; i < c->rows * size; i++)
+        for (int64_t i = 0; i < count; i++)
             dx[i] += dy[i];
     if (db)
-        for (int r = 0; r < c->rows; r++)
+        for (int r = 0; r < c->rows; r++) {
+            const float *dyr = dy + r * size;
             for (int64_t i = 0; i < size; i++)
-                db[i] += dy[r * size + i];
+                db[i] += dyr[i];
+        }
 }
 
 VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out)

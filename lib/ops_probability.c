@@ -9,26 +9,27 @@
 #define LOG_2PI 1.8378770664093453
 
 /* z = mu + exp(0.5 logvar) * eps;  in = {mu, logvar, eps} */
-static void sample_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void sample_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *mu = c->val[n->in[0]], *lv = c->val[n->in[1]], *eps = c->val[n->in[2]];
     float *z = c->val[id];
-    for (int64_t i = 0; i < node_count(n, c); i++)
+    int64_t count = node_count(n, c);
+    for (int64_t i = 0; i < count; i++)
         z[i] = mu[i] + fm_exp(0.5f * lv[i]) * eps[i];
 }
 
-static void sample_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void sample_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *lv = c->val[n->in[1]], *eps = c->val[n->in[2]], *dz = c->grad[id];
     float *dmu = vae__grad_acc(c, nodes, n->in[0]), *dlv = vae__grad_acc(c, nodes, n->in[1]);
-    for (int64_t i = 0; i < node_count(n, c); i++) {
-        if (dmu)
-            dmu[i] += dz[i];
-        if (dlv)
+    int64_t count = node_count(n, c);
+    for (int64_t i = 0; dmu && i < count; i++)
+        dmu[i] += dz[i];
+    if (dlv)
+        for (int64_t i = 0; i < count; i++)
             dlv[i] += dz[i] * 0.5f * fm_exp(0.5f * lv[i]) * eps[i];
-    }
 }
 
 VAE_API vae_status vae_op_sample_normal(vae_graph *g, int mu, int logvar, int *out)
@@ -48,7 +49,7 @@ VAE_API vae_status vae_op_sample_normal(vae_graph *g, int mu, int logvar, int *o
 
 /* Per row: sum softplus(l) - t * l, the BCE of sigmoid(l) against t.
    in = {logits, target} */
-static void bce_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void bce_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *in = &nodes[nodes[id].in[0]];
     const float *l = c->val[nodes[id].in[0]], *t = c->val[nodes[id].in[1]];
@@ -64,7 +65,7 @@ static void bce_forward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* dl = dy (sigmoid(l) - t);  dt = -dy l */
-static void bce_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void bce_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *in = &nodes[nodes[id].in[0]];
     const float *l = c->val[nodes[id].in[0]], *t = c->val[nodes[id].in[1]];
@@ -72,11 +73,18 @@ static void bce_backward(const node *nodes, int id, exec_ctx *c)
     float *dt = vae__grad_acc(c, nodes, nodes[id].in[1]);
     int64_t size = in->size;
     for (int r = 0; r < c->rows; r++) {
+        const float *lr = l + r * size, *tr = t + r * size;
         float dy = c->grad[id][r];
-        for (int64_t i = 0; dl && i < size; i++)
-            dl[r * size + i] += dy * (fm_sigmoid(l[r * size + i]) - t[r * size + i]);
-        for (int64_t i = 0; dt && i < size; i++)
-            dt[r * size + i] -= dy * l[r * size + i];
+        if (dl) {
+            float *dlr = dl + r * size;
+            for (int64_t i = 0; i < size; i++)
+                dlr[i] += dy * (fm_sigmoid(lr[i]) - tr[i]);
+        }
+        if (dt) {
+            float *dtr = dt + r * size;
+            for (int64_t i = 0; i < size; i++)
+                dtr[i] -= dy * lr[i];
+        }
     }
 }
 
@@ -111,7 +119,7 @@ static gauss_args gauss_operands(const node *nodes, int id, const exec_ctx *c)
 }
 
 /* Per row: sum log N(x; mean, exp(logvar)).  in = {x, mean?, logvar?} */
-static void gauss_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void gauss_forward(const node *nodes, int id, exec_ctx *c)
 {
     gauss_args a = gauss_operands(nodes, id, c);
     int64_t size = nodes[nodes[id].in[0]].size;
@@ -127,7 +135,7 @@ static void gauss_forward(const node *nodes, int id, exec_ctx *c)
     }
 }
 
-static void gauss_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void gauss_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     gauss_args a = gauss_operands(nodes, id, c);
@@ -190,20 +198,22 @@ VAE_API vae_status vae_op_normal_logpdf(vae_graph *g, int z, int mu, int logvar,
 }
 
 /* Per row: KL(N(mu, exp(lv)) || N(0, I)) = 0.5 sum(mu^2 + exp(lv) - 1 - lv) */
-static void kl_forward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void kl_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *mu = c->val[n->in[0]], *lv = c->val[n->in[1]];
     int64_t size = nodes[n->in[0]].size;
     for (int r = 0; r < c->rows; r++) {
-        double sum = 0.0;
-        for (int64_t i = r * size; i < (r + 1) * size; i++)
-            sum += mu[i] * mu[i] + fm_exp(lv[i]) - 1.0f - lv[i];
-        c->val[id][r] = (float)(0.5 * sum);
+        const float *mr = mu + r * size, *lr = lv + r * size;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < size; i++)
+            sum += mr[i] * mr[i] + fm_exp(lr[i]) - 1.0f - lr[i];
+        c->val[id][r] = 0.5f * sum;
     }
 }
 
-static void kl_backward(const node *nodes, int id, exec_ctx *c)
+VAE_HOT static void kl_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *mu = c->val[n->in[0]], *lv = c->val[n->in[1]];
@@ -211,12 +221,10 @@ static void kl_backward(const node *nodes, int id, exec_ctx *c)
     int64_t size = nodes[n->in[0]].size;
     for (int r = 0; r < c->rows; r++) {
         float dy = c->grad[id][r];
-        for (int64_t i = r * size; i < (r + 1) * size; i++) {
-            if (dmu)
-                dmu[i] += dy * mu[i];
-            if (dlv)
-                dlv[i] += dy * 0.5f * (fm_exp(lv[i]) - 1.0f);
-        }
+        for (int64_t i = r * size; dmu && i < (r + 1) * size; i++)
+            dmu[i] += dy * mu[i];
+        for (int64_t i = r * size; dlv && i < (r + 1) * size; i++)
+            dlv[i] += dy * 0.5f * (fm_exp(lv[i]) - 1.0f);
     }
 }
 

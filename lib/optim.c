@@ -104,7 +104,7 @@ VAE_API vae_status vae_optimizer_get(const vae_optimizer *o, vae_optimizer_optio
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->steps : 0; }
 
 /* v = momentum v + g;  p -= lr v   (PyTorch's form) */
-static void sgd(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void sgd(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], mom = (float)o->settings[VAE_OPT_MOMENTUM];
     float *v = o->moment1;
@@ -115,7 +115,7 @@ static void sgd(vae_optimizer *o, float *p, const float *g, float scale, int64_t
 }
 
 /* s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (Keras's form) */
-static void rmsprop(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void rmsprop(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], rho = (float)o->settings[VAE_OPT_RHO];
     float eps = (float)o->settings[VAE_OPT_EPSILON];
@@ -129,7 +129,7 @@ static void rmsprop(vae_optimizer *o, float *p, const float *g, float scale, int
 
 /* Adam with bias correction, as PyTorch computes it:
    p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps) */
-static void adam(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void adam(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
 {
     const double *s = o->settings;
     float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];

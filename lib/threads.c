@@ -5,6 +5,7 @@
 #include "model.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -132,8 +133,13 @@ void vae__pool_run(vae_pool *p, void (*fn)(void *, int), void *arg)
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
     signal_generation(p);
     fn(arg, 0);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+    /* Spin: the workers finish within microseconds of us when the cores are
+       ours; yield now and then in case they are not (a loaded machine). */
+    for (unsigned spins = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
         CPU_RELAX();
+        if (spins % 1024 == 0)
+            sched_yield();
+    }
 }
 
 void vae__pool_free(vae_pool *p)

@@ -27,7 +27,7 @@ static void param_range(const vae_model *m, int t, int64_t *lo, int64_t *hi)
 }
 
 /* Sums the workers' gradients into worker 0's, over this worker's range. */
-static void reduce_slice(void *arg, int t)
+VAE_HOT static void reduce_slice(void *arg, int t)
 {
     update_job *job = arg;
     vae_model *m = job->m;
@@ -40,6 +40,7 @@ static void reduce_slice(void *arg, int t)
         for (int64_t i = lo; i < hi; i++)
             total[i] += part[i];
     }
+#pragma omp simd reduction(+ : s)
     for (int64_t i = lo; i < hi; i++)
         s += (double)total[i] * total[i];
     job->sumsq[t] = s;

@@ -31,11 +31,19 @@ void ex_reexec_for_blas(int argc, char **argv, const char *hint)
     name[len] = '\0';
     if (getenv(name)) /* the user's own choice wins */
         return;
+    /* The path behind /proc/self/exe rather than the link itself: under
+       valgrind the link names valgrind's tool, but readlink is answered
+       with the program's own path. */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1)
+        return;
+    exe[n] = '\0';
     if (setenv(name, eq + 1, 1) != 0 || setenv(GUARD, "1", 1) != 0)
         return;
     /* Output still buffered in stdio would be lost with the old image. */
     fflush(NULL);
-    execv("/proc/self/exe", argv);
+    execv(exe, argv);
     /* No /proc, or exec refused: carry on with the kernels we have, and
        leave the environment of child processes as it was. */
     unsetenv(name);
