@@ -72,6 +72,8 @@ vae_status vae__graph_add_raw(vae_graph *g, const node *proto, const char *name,
     n = &g->nodes[g->n_nodes];
     *n = *proto;
     n->name = NULL;
+    for (int k = n->n_in; k < NODE_MAX_INPUTS; k++)
+        n->in[k] = -1;
     if (name && !(n->name = vae__strdup(name)))
         return VAE_ERR_NO_MEMORY;
     if (n->op != OP_PARAM)

@@ -320,7 +320,7 @@ static vae_status read_node(rbuf *r, const char *path, int id, stored_node *sn)
         return vae__fail(VAE_ERR_FORMAT, "%s: node %d has unknown operation %d (a newer libvae "
                          "may have written this file)", path, id, n->op);
     for (int k = 0; k < NODE_MAX_INPUTS; k++)
-        if (n->in[k] < -1 || n->in[k] >= id)
+        if (n->in[k] < -1 || n->in[k] >= id || (k >= n->n_in && n->in[k] != -1))
             return vae__fail(VAE_ERR_FORMAT, "%s: node %d refers to node %d", path, id, n->in[k]);
     if (n->ndim < 1 || n->ndim > VAE_MAX_ROW_DIMS)
         return vae__fail(VAE_ERR_FORMAT, "%s: node %d has %d dimensions", path, id, n->ndim);
