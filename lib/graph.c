@@ -31,6 +31,16 @@ VAE_API void vae_graph_free(vae_graph *g)
     free(g);
 }
 
+void vae__graph_rollback(vae_graph *g, int n_nodes, int64_t n_params)
+{
+    while (g->n_nodes > n_nodes)
+        free(g->nodes[--g->n_nodes].name);
+    g->n_params = n_params;
+    for (int r = 0; r < VAE_ROLE_COUNT_; r++)
+        if (g->roles[r] >= n_nodes)
+            g->roles[r] = -1;
+}
+
 vae_status vae__graph_check_node(const vae_graph *g, int id, const char *what)
 {
     if (!g)

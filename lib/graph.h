@@ -109,6 +109,9 @@ vae_status vae__graph_check_node(const vae_graph *g, int id, const char *what);
 vae_status vae__graph_add_param(vae_graph *g, const char *name, int ndim, const int *dims,
                                 float scale, int *out);
 vae_status vae__graph_add_raw(vae_graph *g, const node *proto, const char *name, int *out);
+/* A layer either adds all its nodes or none: on failure the graph goes
+   back to the node and parameter counts it had. */
+void vae__graph_rollback(vae_graph *g, int n_nodes, int64_t n_params);
 /* Adds node `op` with the shape of node x and the given inputs. */
 vae_status vae__graph_add_like(vae_graph *g, int op, int x, int n_in, const int *in,
                                int *out);

@@ -15,7 +15,7 @@ static const char *join_name(char *buf, size_t size, const char *prefix, const c
     return buf;
 }
 
-VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
+static vae_status build_layer_dense(vae_graph *g, int x, int units, vae_activation act,
                                    const char *name, int *out)
 {
     char buf[256];
@@ -24,6 +24,8 @@ VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activatio
     VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_layer_dense"));
     if (units < 1 || units > (1 << 24) || !out)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_dense: bad units %d or NULL out", units);
+    if ((int)act < VAE_ACT_NONE || act > VAE_ACT_SOFTPLUS)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_dense: unknown activation %d", (int)act);
     dims[0] = (int)g->nodes[x].size;
     dims[1] = units;
     /* PyTorch's default initialisation: uniform in +-1/sqrt(fan_in) */
@@ -46,10 +48,10 @@ static vae_status optional_hidden(vae_graph *g, int x, int hidden, vae_activatio
         *out = x;
         return VAE_OK;
     }
-    return vae_layer_dense(g, x, hidden, act, join_name(buf, sizeof buf, name, "hidden"), out);
+    return build_layer_dense(g, x, hidden, act, join_name(buf, sizeof buf, name, "hidden"), out);
 }
 
-VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
+static vae_status build_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
                                           int latent, int context, const char *name, int *mu,
                                           int *logvar, int *h)
 {
@@ -58,20 +60,20 @@ VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_a
     if (!mu || !logvar || (context > 0 && !h) || context < 0)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_gaussian_mlp: NULL output or bad context");
     VAE_TRY(optional_hidden(g, x, hidden, act, name, &t));
-    VAE_TRY(vae_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "mean"), mu));
-    VAE_TRY(vae_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logvar"), logvar));
+    VAE_TRY(build_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "mean"), mu));
+    VAE_TRY(build_layer_dense(g, t, latent, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logvar"), logvar));
     if (context > 0)
-        VAE_TRY(vae_layer_dense(g, t, context, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "context"), h));
+        VAE_TRY(build_layer_dense(g, t, context, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "context"), h));
     return VAE_OK;
 }
 
-VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
+static vae_status build_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
                                            int features, const char *name, int *logits)
 {
     char buf[256];
     int t;
     VAE_TRY(optional_hidden(g, z, hidden, act, name, &t));
-    return vae_layer_dense(g, t, features, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logits"), logits);
+    return build_layer_dense(g, t, features, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logits"), logits);
 }
 
 /* -log p(x|z) per row, and the decoded mean. */
@@ -109,7 +111,7 @@ static vae_status weighted_sum(vae_graph *g, int nll, float recon_weight, int kl
     return vae_op_add(g, a, b, out);
 }
 
-VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
+static vae_status build_elbo(vae_graph *g, int x, int mu, int logvar, int z, int logits,
                                   vae_likelihood likelihood, vae_objective objective, float beta,
                                   int *objective_node)
 {
@@ -141,4 +143,42 @@ VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z
     g->roles[VAE_ROLE_OBJECTIVE] = obj;
     *objective_node = obj;
     return VAE_OK;
+}
+
+/* The public builders: all of a layer's nodes, or none. */
+#define TRANSACTION(g, call)                                               \
+    do {                                                                   \
+        int n_nodes_ = (g) ? (g)->n_nodes : 0;                             \
+        int64_t n_params_ = (g) ? (g)->n_params : 0;                       \
+        vae_status s_ = (call);                                            \
+        if (s_ != VAE_OK && (g))                                           \
+            vae__graph_rollback((g), n_nodes_, n_params_);                 \
+        return s_;                                                         \
+    } while (0)
+
+VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
+                                   const char *name, int *out)
+{
+    TRANSACTION(g, build_layer_dense(g, x, units, act, name, out));
+}
+
+VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
+                                          int latent, int context, const char *name, int *mu,
+                                          int *logvar, int *h)
+{
+    TRANSACTION(g, build_layer_gaussian_mlp(g, x, hidden, act, latent, context, name, mu, logvar, h));
+}
+
+VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
+                                           int features, const char *name, int *logits)
+{
+    TRANSACTION(g, build_layer_bernoulli_mlp(g, z, hidden, act, features, name, logits));
+}
+
+VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
+                                  vae_likelihood likelihood, vae_objective objective, float beta,
+                                  int *objective_node)
+{
+    TRANSACTION(g, build_elbo(g, x, mu, logvar, z, logits, likelihood, objective, beta,
+                                    objective_node));
 }

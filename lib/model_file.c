@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -368,8 +369,21 @@ static int same_shape(const node *a, const node *b)
     return 1;
 }
 
+/* Parameters are stored as 4 bytes each, so a graph whose parameters would
+   not fit in the file is refused before they are allocated. */
+static int params_fit(const vae_graph *g, const node *n, size_t file_len)
+{
+    int64_t size = 1;
+    for (int k = 0; k < n->ndim; k++) {
+        if (n->dims[k] < 1 || n->dims[k] > (int64_t)(file_len / 4) / size)
+            return 0;
+        size *= n->dims[k];
+    }
+    return (uint64_t)(g->n_params + size) * 4 <= file_len;
+}
+
 /* Noise nodes are made by the sample operation that follows them. */
-static vae_status read_graph(rbuf *r, const char *path, vae_graph **out)
+static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_graph **out)
 {
     vae_graph *g;
     uint64_t seed = get_u64(r);
@@ -395,9 +409,16 @@ static vae_status read_graph(rbuf *r, const char *path, vae_graph **out)
                 s = vae__fail(VAE_ERR_FORMAT, "%s: noise node %d has no sample after it", path, id);
             continue;
         }
-        if ((s = replay(g, &sn, &made)) != VAE_OK)
+        if (sn.n.op == OP_PARAM && !params_fit(g, &sn.n, file_len)) {
+            s = vae__fail(VAE_ERR_FORMAT, "%s: parameter node %d is larger than the file", path, id);
+            break;
+        }
+        if ((s = replay(g, &sn, &made)) != VAE_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", vae_last_error());
             s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not fit its inputs: %s", path, id,
-                          vae__ops[sn.n.op]->name, vae_last_error());
+                          vae__ops[sn.n.op]->name, why);
+        }
         else if (made != id || !same_shape(&g->nodes[id], &sn.n))
             s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not match its stored shape",
                           path, id, vae__ops[sn.n.op]->name);
@@ -451,15 +472,25 @@ static vae_status read_training(rbuf *r, const char *path, vae_model *m)
     return VAE_OK;
 }
 
+/* Model files above this are refused before anything is allocated. */
+#define MAX_MODEL_FILE ((off_t)1 << 36)
+
 static vae_status read_file(const char *path, unsigned char **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    long size;
+    struct stat st;
+    off_t size;
     if (!f)
         return vae__fail(VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return vae__fail(VAE_ERR_IO, "%s: cannot determine its size", path);
+        return vae__fail(VAE_ERR_IO, "%s: not a regular file", path);
+    }
+    size = st.st_size;
+    if (size > MAX_MODEL_FILE) {
+        fclose(f);
+        return vae__fail(VAE_ERR_FORMAT, "%s: %lld bytes is too large for a model file", path,
+                         (long long)size);
     }
     if (!(*data = vae__alloc((size_t)size))) {
         fclose(f);
@@ -513,8 +544,13 @@ static vae_status parse(const char *path, const unsigned char *d, size_t len, va
         sec = (rbuf){r.data + r.at, (size_t)n, 0, 0};
         r.at += (size_t)n;
         if (memcmp(tag, "GRPH", 4) == 0 && !g) {
-            if ((s = read_graph(&sec, path, &g)) == VAE_OK && (s = vae_model_create(&m, g)) != VAE_OK)
+            if ((s = read_graph(&sec, path, len, &g)) == VAE_OK &&
+                (s = vae_model_create(&m, g)) != VAE_OK) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", vae_last_error());
+                s = vae__fail(VAE_ERR_FORMAT, "%s: %s", path, why);
                 vae_graph_free(g);
+            }
         } else if (memcmp(tag, "PARM", 4) == 0 && m && !have_params) {
             have_params = 1;
             if (get_u64(&sec) != (uint64_t)m->g->n_params)

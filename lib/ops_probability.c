@@ -165,6 +165,10 @@ static vae_status add_gaussian(vae_graph *g, int x, int mean, int logvar, float 
     int in[3] = {x, mean, logvar}, id;
     if (!out)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: out is NULL", what);
+    /* only -1 means "absent"; other negative ids are bad node ids */
+    if (mean < -1 || logvar < -1)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: node %d does not exist (use -1 for none)",
+                         what, mean < -1 ? mean : logvar);
     VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
     if (mean >= 0)
         VAE_TRY(vae__graph_expect_same(g, x, mean, 1, what));

@@ -116,6 +116,30 @@ START_TEST(test_matmul_shared)
 }
 END_TEST
 
+/* The weight may be a computed unbatched (K, N) node, here 0.5 * w: its
+   gradient flows back through the scale to the parameter. */
+START_TEST(test_matmul_computed_weight)
+{
+    int x, v, w, hw, y;
+    float in[ROWS * K];
+    vae_graph *g = tu_graph(K, &x);
+    vae_model *m;
+    v = tu_variable(g, x, K, "v");
+    w = param(g, "w", K, N);
+    ck_assert_int_eq(vae_op_scale(g, w, 0.5f, &hw), VAE_OK);
+    ck_assert_int_eq(vae_op_matmul(g, v, hw, &y), VAE_OK);
+    m = tu_model(g, x, tu_weighted_sum(g, y));
+    tu_random(in, ROWS * K, 35, -2.0f, 2.0f);
+    tu_objective(m, in, ROWS);
+    for (int r = 0; r < ROWS; r++)
+        for (int n = 0; n < N; n++)
+            expect_close(values(m, y)[r * N + n], 0.5 * matmul_ref(values(m, v), values(m, w), r, n),
+                         "matmul", r * N + n);
+    TU_CHECK_GRADIENT(m, in, ROWS);
+    vae_model_free(m);
+}
+END_TEST
+
 /* bias adds the same vector to every row; gradients for input and bias. */
 START_TEST(test_bias)
 {
@@ -263,6 +287,7 @@ int main(void)
     tcase_add_loop_test(tc, test_matmul_forward, 0, 3);
     tcase_add_loop_test(tc, test_matmul_gradient, 0, 3);
     tcase_add_test(tc, test_matmul_shared);
+    tcase_add_test(tc, test_matmul_computed_weight);
     tcase_add_loop_test(tc, test_bias, 0, 3);
     tcase_add_loop_test(tc, test_dense, VAE_ACT_NONE, VAE_ACT_SOFTPLUS + 1);
     tcase_add_test(tc, test_dense_init);
