@@ -189,6 +189,10 @@ vae_status vae__model_ensure_planned(vae_model *m, int grads)
 done:
     if (s != VAE_OK)
         vae__model_unplan(m);
+    else
+        vae__log(VAE_LOG_INFO, "planned %lld bytes: %d thread(s) x %d rows%s; BLAS: %s",
+                 (long long)m->planned_bytes, m->threads, m->slice_rows,
+                 grads ? " with gradients" : "", vae_blas_info());
     free(in_any);
     free(in_train);
     return s;
