@@ -546,10 +546,12 @@ static vae_status parse(const char *path, const unsigned char *d, size_t len, va
         if (memcmp(tag, "GRPH", 4) == 0 && !g) {
             if ((s = read_graph(&sec, path, len, &g)) == VAE_OK &&
                 (s = vae_model_create(&m, g)) != VAE_OK) {
-                char why[512];
-                snprintf(why, sizeof why, "%s", vae_last_error());
-                s = vae__fail(VAE_ERR_FORMAT, "%s: %s", path, why);
                 vae_graph_free(g);
+                if (s != VAE_ERR_NO_MEMORY) { /* roles that make no model: a malformed file */
+                    char why[512];
+                    snprintf(why, sizeof why, "%s", vae_last_error());
+                    s = vae__fail(VAE_ERR_FORMAT, "%s: the graph is not a model: %s", path, why);
+                }
             }
         } else if (memcmp(tag, "PARM", 4) == 0 && m && !have_params) {
             have_params = 1;
