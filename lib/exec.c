@@ -321,9 +321,5 @@ static void run_slice(void *arg, int t)
 
 void vae__run_batch(batch_job *job)
 {
-    vae_model *m = job->m;
-    if (m->pool)
-        vae__pool_run(m->pool, run_slice, job);
-    else
-        run_slice(job, 0);
+    vae__pool_run(job->m->pool, run_slice, job);
 }

@@ -27,7 +27,8 @@ typedef struct worker {
 typedef struct vae_pool vae_pool;
 vae_status vae__pool_create(vae_pool **out, int threads);
 /* Runs fn(arg, i) for i = 0 .. threads-1, i = 0 on the calling thread, and
-   returns when all are done. */
+   returns when all are done; with no pool (one thread), just fn(arg, 0).
+   Denormals are flushed to zero meanwhile. */
 void vae__pool_run(vae_pool *p, void (*fn)(void *arg, int index), void *arg);
 void vae__pool_free(vae_pool *p);
 

@@ -12,8 +12,23 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CPU_RELAX() _mm_pause()
+/* Flush denormals to zero while we compute: Adam's moments of weights that
+   see only zero pixels decay into the denormal range, and every operation
+   on a denormal costs about a hundred cycles (training ran a third slower
+   after the first epoch).  The caller's mode is restored afterwards. */
+#define FAST_FP_ON() _mm_setcsr(_mm_getcsr() | 0x8040)
+static unsigned fast_fp_enter(void)
+{
+    unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
+    return old;
+}
+static void fast_fp_leave(unsigned old) { _mm_setcsr(old); }
 #else
 #define CPU_RELAX() ((void)0)
+#define FAST_FP_ON() ((void)0)
+static unsigned fast_fp_enter(void) { return 0; }
+static void fast_fp_leave(unsigned old) { (void)old; }
 #endif
 
 enum { SPIN_LIMIT = 200000 };
@@ -61,6 +76,7 @@ static void *worker_main(void *arg)
     int index = s->index;
     unsigned long seen = 0;
     free(s);
+    FAST_FP_ON();
     for (;;) {
         seen = wait_for_work(p, seen);
         if (atomic_load(&p->stop))
@@ -128,6 +144,12 @@ vae_status vae__pool_create(vae_pool **out, int threads)
 
 void vae__pool_run(vae_pool *p, void (*fn)(void *, int), void *arg)
 {
+    unsigned fp_mode = fast_fp_enter();
+    if (!p) {
+        fn(arg, 0);
+        fast_fp_leave(fp_mode);
+        return;
+    }
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
@@ -140,6 +162,7 @@ void vae__pool_run(vae_pool *p, void (*fn)(void *, int), void *arg)
         if (spins % 1024 == 0)
             sched_yield();
     }
+    fast_fp_leave(fp_mode);
 }
 
 void vae__pool_free(vae_pool *p)

@@ -55,14 +55,6 @@ static void update_slice(void *arg, int t)
                           job->scale, lo, hi);
 }
 
-static void run_all(vae_model *m, void (*fn)(void *, int), void *arg)
-{
-    if (m->pool)
-        vae__pool_run(m->pool, fn, arg);
-    else
-        fn(arg, 0);
-}
-
 /* Forward, backward and update on one batch whose rows come from job. */
 static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
                        double *nelbo)
@@ -83,7 +75,7 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
         return vae__fail(VAE_ERR_NOT_FINITE, "training loss is not finite (objective %g, -ELBO %g) "
                          "at step %lld; the weights are those before this step", obj, nel,
                          (long long)m->train.steps);
-    run_all(m, reduce_slice, &up);
+    vae__pool_run(m->pool, reduce_slice, &up);
     for (int t = 0; t < m->threads; t++)
         sumsq += up.sumsq[t];
     norm = sqrt(sumsq);
@@ -93,7 +85,7 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
     if (clip > 0.0 && norm > clip)
         up.scale = (float)(clip / norm);
     opt->steps++;
-    run_all(m, update_slice, &up);
+    vae__pool_run(m->pool, update_slice, &up);
     m->train.steps++;
     if (objective)
         *objective = obj;
