@@ -378,7 +378,7 @@ VAE_API int64_t vae_optimizer_steps(const vae_optimizer *opt);
 VAE_API vae_status vae_dataset_load_idx(vae_dataset **out, const char *images_path,
                                         const char *labels_path);
 /* n rows of per-row dims from host bytes; value = byte * scale.  labels may
-   be NULL.  The data are copied. */
+   be NULL, else n labels >= 0.  The data are copied. */
 VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, const int *dims,
                                        const uint8_t *pixels, const int32_t *labels,
                                        float scale);

@@ -56,6 +56,12 @@ static vae_status new_dataset(const char *what, int64_t n, int ndim, const int *
     memcpy(ds->dims, dims, (size_t)ndim * sizeof *dims);
     ds->row_size = row_size;
     ds->scale = 1.0f;
+    for (int64_t i = 0; labels && i < n; i++)
+        if (labels[i] < 0) {
+            free(ds);
+            return vae__fail(VAE_ERR_ARGUMENT, "%s: label %lld is negative (%d); labels are "
+                             ">= 0, and -1 means none", what, (long long)i, (int)labels[i]);
+        }
     if (labels) {
         ds->labels = vae__alloc((size_t)n * sizeof *labels);
         if (!ds->labels) {

@@ -529,6 +529,19 @@ START_TEST(rows_by_index)
 }
 END_TEST
 
+/* Labels are >= 0: -1 is what vae_dataset_label says for "none". */
+START_TEST(negative_labels_rejected)
+{
+    uint8_t px[4] = {0, 1, 2, 3};
+    int32_t labels[2] = {3, -1};
+    int dims[1] = {2};
+    vae_dataset *ds = NULL;
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, 2, 1, dims, px, labels, 1.0f), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "negative"));
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
@@ -557,6 +570,7 @@ static Suite *data_suite(void)
     tcase_add_test(host, truncate_rows);
     tcase_add_test(host, get_ranges);
     tcase_add_test(host, rows_by_index);
+    tcase_add_test(host, negative_labels_rejected);
     suite_add_tcase(s, idx);
     suite_add_tcase(s, host);
     return s;
