@@ -11,6 +11,7 @@
 typedef union fm_bits {
     float f;
     int32_t i;
+    uint32_t u;
 } fm_bits;
 
 static inline int32_t fm_as_int(float f) { return ((fm_bits){.f = f}).i; }
@@ -45,7 +46,9 @@ static inline float fm_exp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    return fm_as_float(fm_as_int(p) + n * (1 << 23)); /* times 2^n */
+    /* times 2^n, added to the exponent bits; unsigned so that a NaN input
+       (whose n is garbage) wraps instead of overflowing */
+    return ((fm_bits){.u = ((fm_bits){.f = p}).u + ((uint32_t)n << 23)}).f;
 }
 
 /* Natural log of a positive normal float. */
