@@ -29,7 +29,8 @@
  * Every graph node is either batched (its first dimension is the batch, not
  * written in its per-row dims) or a parameter/constant (no batch dimension).
  * Per-row dims have 1 to 3 entries, so a tensor has at most 4 dimensions.
- * Images are stored channel-major (C, H, W) within a row.
+ * Images are stored channel-major (C, H, W) within a row (NCHW for a
+ * batch): data sets, convolutions and decoded outputs all use this layout.
  *
  * Errors
  * ------
@@ -145,6 +146,13 @@ typedef enum vae_objective {
     VAE_OBJECTIVE_PIXEL_MEAN = 1
 } vae_objective;
 
+/* Padding of convolutions, as Keras and TensorFlow define it. */
+typedef enum vae_padding {
+    VAE_PADDING_VALID = 0, /* no padding */
+    VAE_PADDING_SAME = 1   /* output size ceil(input / stride); the extra row or
+                              column of padding, if any, at the bottom/right */
+} vae_padding;
+
 /* Which node plays which part; stored in model files. */
 typedef enum vae_role {
     VAE_ROLE_INPUT = 0,         /* x */
@@ -247,8 +255,24 @@ VAE_API int64_t vae_graph_node_size(const vae_graph *g, int node);
 /* ---- Operations (each adds one node; shapes are checked) ---- */
 /* x (B, K) times w (K, N) -> (B, N) */
 VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out);
-/* x (B, N) plus b (N) on every row */
+/* x (B, N) plus b (N) on every row; or x (B, C, H, W) plus b (C) on every
+   channel */
 VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out);
+/* Convolution (cross-correlation, as in Keras and PyTorch):
+   x (B, C, H, W) with w (F, C*k*k) -> (B, F, OH, OW).  w's rows are filters,
+   each laid out (C, k, k).  "same": OH = ceil(H / stride); "valid":
+   OH = (H - k) / stride + 1 (and likewise OW). */
+VAE_API vae_status vae_op_conv2d(vae_graph *g, int x, int w, int kernel, int stride,
+                                 vae_padding padding, int *out);
+/* Transposed convolution, the gradient of vae_op_conv2d with respect to its
+   input: x (B, C, H, W) with w (C, F*k*k) -> (B, F, OH, OW), where "same":
+   OH = H * stride (Keras's size: 14 -> 28 at stride 2); "valid":
+   OH = (H - 1) * stride + k. */
+VAE_API vae_status vae_op_conv2d_transpose(vae_graph *g, int x, int w, int kernel, int stride,
+                                           vae_padding padding, int *out);
+/* The same elements under new per-row dims (1 to 3 of them): Flatten is a
+   reshape to one dimension, Keras's Reshape((14,14,64)) is (64, 14, 14) here. */
+VAE_API vae_status vae_op_reshape(vae_graph *g, int x, int ndim, const int *dims, int *out);
 VAE_API vae_status vae_op_activation(vae_graph *g, int x, vae_activation act, int *out);
 VAE_API vae_status vae_op_relu(vae_graph *g, int x, int *out);
 VAE_API vae_status vae_op_leaky_relu(vae_graph *g, int x, float slope, int *out);
@@ -284,6 +308,17 @@ VAE_API vae_status vae_op_batch_mean(vae_graph *g, int x, int *out);
    "<name>.w" and "<name>.b", initialised uniform in +-1/sqrt(fan_in)) ---- */
 VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
                                    const char *name, int *out);
+/* Conv2D: x (B, C, H, W) -> act(conv2d(x, w) + b), filters output channels;
+   parameters "<name>.w" (filters, C*k*k) and "<name>.b" (filters),
+   initialised uniform in +-1/sqrt(C*k*k). */
+VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel, int stride,
+                                    vae_padding padding, vae_activation act, const char *name,
+                                    int *out);
+/* Conv2DTranspose: x (B, C, H, W) -> act(conv2d_transpose(x, w) + b);
+   parameters "<name>.w" (C, filters*k*k) and "<name>.b" (filters). */
+VAE_API vae_status vae_layer_conv2d_transpose(vae_graph *g, int x, int filters, int kernel,
+                                              int stride, vae_padding padding, vae_activation act,
+                                              const char *name, int *out);
 /* Optional hidden Dense(hidden, act) (hidden 0: none), then heads mean and
    log-variance (latent units each) and, if context > 0, a context head h.
    h may be NULL when context is 0. */

@@ -90,6 +90,7 @@ static void free_worker(worker *w)
     vae__free_aligned(w->values);
     vae__free_aligned(w->grads);
     vae__free_aligned(w->c.param_grad);
+    vae__free_aligned(w->c.work);
     memset(w, 0, sizeof *w);
 }
 
@@ -105,10 +106,24 @@ void vae__model_unplan(vae_model *m)
     m->planned_bytes = 0;
 }
 
+/* The largest scratch any planned op needs. */
+static int64_t workspace_floats(const vae_model *m, const unsigned char *in_any)
+{
+    int64_t most = 0;
+    for (int id = 0; id < m->g->n_nodes; id++) {
+        const op_def *op = vae__ops[m->g->nodes[id].op];
+        if (in_any[id] && op->workspace) {
+            int64_t need = op->workspace(m->g->nodes, id, m->slice_rows);
+            most = need > most ? need : most;
+        }
+    }
+    return most;
+}
+
 static vae_status plan_values(vae_model *m, worker *w, const unsigned char *in_any)
 {
     const vae_graph *g = m->g;
-    int64_t total = 0, at = 0;
+    int64_t total = 0, at = 0, work = workspace_floats(m, in_any);
     w->c.val = vae__calloc((size_t)g->n_nodes, sizeof *w->c.val);
     w->c.grad = vae__calloc((size_t)g->n_nodes, sizeof *w->c.grad);
     w->c.fresh = vae__calloc((size_t)g->n_nodes, 1);
@@ -117,8 +132,9 @@ static vae_status plan_values(vae_model *m, worker *w, const unsigned char *in_a
     for (int id = 0; id < g->n_nodes; id++)
         if (in_any[id] && g->nodes[id].op != OP_PARAM)
             total += arena_floats(&g->nodes[id], m->slice_rows);
-    if (!(w->values = vae__alloc_floats(total)))
+    if (!(w->values = vae__alloc_floats(total)) || !(w->c.work = vae__alloc_floats(work)))
         return VAE_ERR_NO_MEMORY;
+    m->planned_bytes += work * (int64_t)sizeof(float);
     for (int id = 0; id < g->n_nodes; id++) {
         const node *n = &g->nodes[id];
         if (n->op == OP_PARAM)

@@ -207,6 +207,7 @@ vae_status vae__graph_add_like(vae_graph *g, int op, int x, int n_in, const int 
     n.n_in = n_in;
     n.name = NULL;
     n.fattr[0] = n.fattr[1] = 0.0f;
+    memset(n.iattr, 0, sizeof n.iattr);
     for (int k = 0; k < NODE_MAX_INPUTS; k++)
         n.in[k] = k < n_in ? in[k] : -1;
     return vae__graph_add(g, &n, out);

@@ -36,6 +36,9 @@ enum {
     OP_SUM = 18,
     OP_MEAN = 19,
     OP_BATCH_MEAN = 20,
+    OP_CONV2D = 21,
+    OP_CONV2D_TRANSPOSE = 22,
+    OP_RESHAPE = 23,
     OP_COUNT
 };
 
@@ -50,6 +53,7 @@ typedef struct node {
     int dims[VAE_MAX_ROW_DIMS];
     int64_t size;         /* elements per row (batched) or in all */
     float fattr[2];       /* op-specific constants (slope, factor, ...) */
+    int iattr[4];         /* op-specific integers (kernel, stride, padding) */
     int64_t param_offset; /* OP_PARAM: where its values start in params */
     int needs_grad;       /* depends on a parameter */
     char *name;           /* may be NULL */
@@ -73,6 +77,7 @@ typedef struct exec_ctx {
     float **grad;      /* per node: gradient (NULL if none) */
     unsigned char *fresh; /* per node: gradient not yet written this pass */
     float *param_grad; /* this thread's gradient of all parameters */
+    float *work;       /* scratch shared by all ops, planned for the largest need */
 } exec_ctx;
 
 /* nodes: the graph's node table; id: the node to compute. */
@@ -83,6 +88,8 @@ typedef struct op_def {
     int n_in;      /* inputs it takes (optional ones included) */
     op_fn forward;
     op_fn backward; /* NULL: no gradient flows through (inputs, noise) */
+    /* Floats of scratch (c->work) the op needs for `rows` rows; NULL: none. */
+    int64_t (*workspace)(const node *nodes, int id, int rows);
 } op_def;
 
 extern const op_def *const vae__ops[OP_COUNT];

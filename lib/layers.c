@@ -182,3 +182,52 @@ VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z
     TRANSACTION(g, build_elbo(g, x, mu, logvar, z, logits, likelihood, objective, beta,
                                     objective_node));
 }
+
+/* Conv2D or Conv2DTranspose with bias and activation. */
+static vae_status build_conv_layer(vae_graph *g, int transposed, int x, int filters, int kernel,
+                                   int stride, vae_padding padding, vae_activation act,
+                                   const char *name, int *out)
+{
+    const char *what = transposed ? "vae_layer_conv2d_transpose" : "vae_layer_conv2d";
+    char buf[256];
+    int w, b, conv, biased, dims[2], channels;
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
+    if (g->nodes[x].ndim != 3)
+        return vae__fail(VAE_ERR_SHAPE, "%s: input node %d must have (C, H, W) rows", what, x);
+    if (filters < 1 || filters > (1 << 16) || kernel < 1 || kernel > 64 || !out)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: bad filters %d, kernel %d or NULL out", what,
+                         filters, kernel);
+    if ((int)act < VAE_ACT_NONE || act > VAE_ACT_SOFTPLUS)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown activation %d", what, (int)act);
+    channels = g->nodes[x].dims[0];
+    dims[0] = transposed ? channels : filters;
+    dims[1] = (transposed ? filters : channels) * kernel * kernel;
+    /* PyTorch's initialisation: uniform in +-1/sqrt(fan_in), where fan_in
+       is C k k for a convolution and (as PyTorch computes it) F k k for a
+       transposed one */
+    {
+        float scale = 1.0f / sqrtf((float)dims[1]);
+        VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "w"), 2, dims, scale, &w));
+        VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "b"), 1, &filters, scale, &b));
+    }
+    if (transposed)
+        VAE_TRY(vae_op_conv2d_transpose(g, x, w, kernel, stride, padding, &conv));
+    else
+        VAE_TRY(vae_op_conv2d(g, x, w, kernel, stride, padding, &conv));
+    VAE_TRY(vae_op_bias(g, conv, b, &biased));
+    return vae_op_activation(g, biased, act, out);
+}
+
+VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel, int stride,
+                                    vae_padding padding, vae_activation act, const char *name,
+                                    int *out)
+{
+    TRANSACTION(g, build_conv_layer(g, 0, x, filters, kernel, stride, padding, act, name, out));
+}
+
+VAE_API vae_status vae_layer_conv2d_transpose(vae_graph *g, int x, int filters, int kernel,
+                                              int stride, vae_padding padding, vae_activation act,
+                                              const char *name, int *out)
+{
+    TRANSACTION(g, build_conv_layer(g, 1, x, filters, kernel, stride, padding, act, name, out));
+}

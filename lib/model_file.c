@@ -128,6 +128,8 @@ static void write_graph(wbuf *b, const vae_graph *g)
             put_u32(b, (uint32_t)n->dims[k]);
         put_f32(b, n->fattr[0]);
         put_f32(b, n->fattr[1]);
+        for (int k = 0; k < 4; k++)
+            put_u32(b, (uint32_t)n->iattr[k]);
         put_u32(b, (uint32_t)name_len);
         put(b, n->name ? n->name : "", name_len);
     }
@@ -311,6 +313,8 @@ static vae_status read_node(rbuf *r, const char *path, int id, stored_node *sn)
         n->dims[k] = (int)get_u32(r);
     n->fattr[0] = get_f32(r);
     n->fattr[1] = get_f32(r);
+    for (int k = 0; k < 4; k++)
+        n->iattr[k] = (int)get_u32(r);
     name_len = get_u32(r);
     if (r->short_read)
         return vae__fail(VAE_ERR_FORMAT, "%s: graph section ends inside node %d", path, id);
@@ -355,6 +359,12 @@ static vae_status replay(vae_graph *g, const stored_node *sn, int *out)
     case OP_SUM: return vae_op_sum(g, in[0], out);
     case OP_MEAN: return vae_op_mean(g, in[0], out);
     case OP_BATCH_MEAN: return vae_op_batch_mean(g, in[0], out);
+    case OP_CONV2D:
+        return vae_op_conv2d(g, in[0], in[1], n->iattr[0], n->iattr[1], (vae_padding)n->iattr[2], out);
+    case OP_CONV2D_TRANSPOSE:
+        return vae_op_conv2d_transpose(g, in[0], in[1], n->iattr[0], n->iattr[1],
+                                       (vae_padding)n->iattr[2], out);
+    case OP_RESHAPE: return vae_op_reshape(g, in[0], n->ndim, n->dims, out);
     }
     return vae__fail(VAE_ERR_FORMAT, "operation %d cannot be loaded", n->op);
 }

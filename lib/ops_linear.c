@@ -41,46 +41,77 @@ VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out)
     return vae__graph_add(g, &n, out);
 }
 
-/* y (B,N) = x + b on every row */
+/* A bias is one value per element of a row, or one per channel of a
+   (C, H, W) row: `run` elements share each bias value. */
+static int64_t bias_run(const node *nodes, int id)
+{
+    return nodes[id].size / nodes[nodes[id].in[1]].size;
+}
+
+/* y = x + b on every row (and every position of a channel) */
 VAE_HOT static void bias_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *x = c->val[n->in[0]], *b = c->val[n->in[1]];
     float *y = c->val[id];
-    int64_t size = n->size;
-    for (int r = 0; r < c->rows; r++) {
-        const float *xr = x + r * size;
-        float *yr = y + r * size;
-        for (int64_t i = 0; i < size; i++)
-            yr[i] = xr[i] + b[i];
-    }
+    int64_t run = bias_run(nodes, id), nb = nodes[n->in[1]].size;
+    if (run == 1)
+        for (int r = 0; r < c->rows; r++) {
+            const float *xr = x + r * nb;
+            float *yr = y + r * nb;
+            for (int64_t i = 0; i < nb; i++)
+                yr[i] = xr[i] + b[i];
+        }
+    else
+        for (int64_t r = 0; r < c->rows * nb; r++) {
+            const float *xr = x + r * run;
+            float *yr = y + r * run;
+            float br = b[r % nb];
+            for (int64_t i = 0; i < run; i++)
+                yr[i] = xr[i] + br;
+        }
 }
 
-/* dx += dy;  db += sum over rows of dy */
+/* dx += dy;  db += dy summed over rows (and positions) */
 VAE_HOT static void bias_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     const float *dy = c->grad[id];
-    int64_t size = n->size;
+    int64_t run = bias_run(nodes, id), nb = nodes[n->in[1]].size, count = c->rows * n->size;
     float *dx = vae__grad_acc(c, nodes, n->in[0]), *db = vae__grad_acc(c, nodes, n->in[1]);
-    int64_t count = c->rows * size;
     if (dx)
         for (int64_t i = 0; i < count; i++)
             dx[i] += dy[i];
-    if (db)
+    if (db && run == 1)
         for (int r = 0; r < c->rows; r++) {
-            const float *dyr = dy + r * size;
-            for (int64_t i = 0; i < size; i++)
+            const float *dyr = dy + r * nb;
+            for (int64_t i = 0; i < nb; i++)
                 db[i] += dyr[i];
+        }
+    else if (db)
+        for (int64_t r = 0; r < c->rows * nb; r++) {
+            const float *dyr = dy + r * run;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t i = 0; i < run; i++)
+                sum += dyr[i];
+            db[r % nb] += sum;
         }
 }
 
 VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out)
 {
     int in[2] = {x, b};
-    VAE_TRY(vae__graph_expect_same(g, x, b, 1, "vae_op_bias"));
-    if (g->nodes[b].batched)
+    const node *xn, *bn;
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_op_bias"));
+    VAE_TRY(vae__graph_check_node(g, b, "vae_op_bias"));
+    xn = &g->nodes[x];
+    bn = &g->nodes[b];
+    if (bn->batched)
         return vae__fail(VAE_ERR_SHAPE, "vae_op_bias: bias node %d must be unbatched", b);
+    if (bn->size != xn->size && !(xn->ndim == 3 && bn->size == xn->dims[0]))
+        return vae__fail(VAE_ERR_SHAPE, "vae_op_bias: bias of %lld values fits neither the "
+                         "row (%lld) nor its channels", (long long)bn->size, (long long)xn->size);
     return vae__graph_add_like(g, OP_BIAS, x, 2, in, out);
 }
 

@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 packages=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev check zlib1g-dev
-          libpng-dev libplplot-dev plplot-driver-cairo python3 "$@")
+          libpng-dev libplplot-dev plplot-driver-cairo libstb-dev python3 "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

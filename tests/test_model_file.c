@@ -439,10 +439,10 @@ END_TEST
 /* Layout (model_file.c): magic 8, version 4, sections 4, then "GRPH",
    u64 length, seed u64, role count u32, 8 roles u32, node count u32, and
    per node: op, n_in, in[4], batched, ndim, dims[3] (u32 each), fattr[2]
-   (f32), name length u32, name. */
-enum { ROLES_AT = 40, NODE_COUNT_AT = 72, NODES_AT = 76, NODE_FIXED = 56 };
+   (f32), iattr[4] (u32), name length u32, name. */
+enum { ROLES_AT = 40, NODE_COUNT_AT = 72, NODES_AT = 76, NODE_FIXED = 72 };
 enum { N_OP = 0, N_NIN = 4, N_IN0 = 8, N_BATCHED = 24, N_NDIM = 28, N_DIM0 = 32,
-       N_NAMELEN = 52 };
+       N_IATTR0 = 52, N_NAMELEN = 68 };
 
 static uint32_t rd32(const unsigned char *p)
 {

@@ -1,0 +1,282 @@
+/* Convolutions through im2col and the BLAS, one image at a time (each
+   image's GEMMs are large enough: 64 filters x 196 positions x 576 taps in
+   the reference network), and reshape.
+ *
+ * Layout is NCHW.  A convolution relates a "large" image (the input of
+ * conv2d, the output of its transpose) to a "small" one through k x k
+ * windows at a stride.  im2col unrolls the large image into
+ * cols (C_large*k*k, H_small*W_small); col2im is its adjoint and adds back.
+ *
+ *   conv2d:     y = W cols(x)             W (F, C*k*k)
+ *   transpose:  y = col2im(W^T x)         W (C, F*k*k)
+ */
+#include "graph.h"
+
+#include <cblas.h>
+#include <string.h>
+
+enum { ATTR_KERNEL, ATTR_STRIDE, ATTR_PADDING };
+
+typedef struct geometry {
+    int large_c, large_h, large_w; /* channels and size of the large side */
+    int small_c, small_h, small_w;
+    int k, stride, pad_top, pad_left;
+} geometry;
+
+/* TensorFlow's "same": the small side is ceil(large / stride) and the
+   padding that needs, split with the extra at the bottom/right. */
+static int same_padding(int large, int small, int k, int stride)
+{
+    int total = (small - 1) * stride + k - large;
+    return total > 0 ? total / 2 : 0;
+}
+
+/* The geometry of node id (a conv2d or its transpose) from its input. */
+static geometry geometry_of(const node *nodes, int id)
+{
+    const node *n = &nodes[id], *x = &nodes[n->in[0]];
+    const node *large = n->op == OP_CONV2D ? x : n, *small = n->op == OP_CONV2D ? n : x;
+    geometry g = {large->dims[0], large->dims[1], large->dims[2],
+                  small->dims[0], small->dims[1], small->dims[2],
+                  n->iattr[ATTR_KERNEL], n->iattr[ATTR_STRIDE], 0, 0};
+    if (n->iattr[ATTR_PADDING] == VAE_PADDING_SAME) {
+        g.pad_top = same_padding(g.large_h, g.small_h, g.k, g.stride);
+        g.pad_left = same_padding(g.large_w, g.small_w, g.k, g.stride);
+    }
+    return g;
+}
+
+static int64_t taps(const geometry *g) { return (int64_t)g->large_c * g->k * g->k; }
+static int64_t positions(const geometry *g) { return (int64_t)g->small_h * g->small_w; }
+
+/* cols[(c k + ky) k + kx][oy W_s + ox] = image[c][oy s + ky - pt][ox s + kx - pl], 0 outside */
+static void im2col(const geometry *g, const float *image, float *cols)
+{
+    for (int c = 0; c < g->large_c; c++)
+        for (int ky = 0; ky < g->k; ky++)
+            for (int kx = 0; kx < g->k; kx++) {
+                float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * positions(g);
+                for (int oy = 0; oy < g->small_h; oy++) {
+                    int iy = oy * g->stride + ky - g->pad_top;
+                    const float *src = image + ((int64_t)c * g->large_h + iy) * g->large_w;
+                    float *dst = row + (int64_t)oy * g->small_w;
+                    for (int ox = 0; ox < g->small_w; ox++) {
+                        int ix = ox * g->stride + kx - g->pad_left;
+                        dst[ox] = iy >= 0 && iy < g->large_h && ix >= 0 && ix < g->large_w ? src[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: image += cols folded back. */
+static void col2im(const geometry *g, const float *cols, float *image)
+{
+    for (int c = 0; c < g->large_c; c++)
+        for (int ky = 0; ky < g->k; ky++)
+            for (int kx = 0; kx < g->k; kx++) {
+                const float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * positions(g);
+                for (int oy = 0; oy < g->small_h; oy++) {
+                    int iy = oy * g->stride + ky - g->pad_top;
+                    float *dst = image + ((int64_t)c * g->large_h + iy) * g->large_w;
+                    const float *src = row + (int64_t)oy * g->small_w;
+                    if (iy < 0 || iy >= g->large_h)
+                        continue;
+                    for (int ox = 0; ox < g->small_w; ox++) {
+                        int ix = ox * g->stride + kx - g->pad_left;
+                        if (ix >= 0 && ix < g->large_w)
+                            dst[ix] += src[ox];
+                    }
+                }
+            }
+}
+
+static int64_t conv_workspace(const node *nodes, int id, int rows)
+{
+    geometry g = geometry_of(nodes, id);
+    (void)rows;
+    return taps(&g) * positions(&g);
+}
+
+/* C (m, n) = A (m, k) B (k, n) + beta C, row-major, A or B transposed on request */
+static void gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
+                 float beta, float *c)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, trans_a ? m : k, b,
+                trans_b ? k : n, beta, c, n);
+}
+
+/* y_b (F, P) = W (F, T) cols(x_b) (T, P) */
+static void conv_forward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    geometry g = geometry_of(nodes, id);
+    const float *w = c->val[n->in[1]];
+    for (int b = 0; b < c->rows; b++) {
+        im2col(&g, c->val[n->in[0]] + b * nodes[n->in[0]].size, c->work);
+        gemm(0, 0, g.small_c, (int)positions(&g), (int)taps(&g), w, c->work, 0.0f,
+             c->val[id] + b * n->size);
+    }
+}
+
+/* dW (F, T) += dy_b cols(x_b)^T;  dx_b += col2im(W^T dy_b) */
+static void conv_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    geometry g = geometry_of(nodes, id);
+    const float *w = c->val[n->in[1]];
+    float beta, *dw = vae__grad_beta(c, nodes, n->in[1], &beta);
+    float *dx = vae__grad_acc(c, nodes, n->in[0]);
+    for (int b = 0; b < c->rows; b++) {
+        const float *dy = c->grad[id] + b * n->size;
+        if (dw) {
+            im2col(&g, c->val[n->in[0]] + b * nodes[n->in[0]].size, c->work);
+            gemm(0, 1, g.small_c, (int)taps(&g), (int)positions(&g), dy, c->work, beta, dw);
+            beta = 1.0f;
+        }
+        if (dx) {
+            gemm(1, 0, (int)taps(&g), (int)positions(&g), g.small_c, w, dy, 0.0f, c->work);
+            col2im(&g, c->work, dx + b * nodes[n->in[0]].size);
+        }
+    }
+}
+
+/* y_b = col2im(W^T x_b): W (C, T) with T = F k k, x_b (C, P) */
+static void transpose_forward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    geometry g = geometry_of(nodes, id);
+    const float *w = c->val[n->in[1]];
+    memset(c->val[id], 0, (size_t)c->rows * (size_t)n->size * sizeof(float));
+    for (int b = 0; b < c->rows; b++) {
+        gemm(1, 0, (int)taps(&g), (int)positions(&g), g.small_c, w,
+             c->val[n->in[0]] + b * nodes[n->in[0]].size, 0.0f, c->work);
+        col2im(&g, c->work, c->val[id] + b * n->size);
+    }
+}
+
+/* cols = im2col(dy_b);  dx_b += W cols;  dW (C, T) += x_b cols^T */
+static void transpose_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    geometry g = geometry_of(nodes, id);
+    const float *w = c->val[n->in[1]];
+    float beta_w, beta_x, *dw = vae__grad_beta(c, nodes, n->in[1], &beta_w);
+    float *dx = vae__grad_beta(c, nodes, n->in[0], &beta_x);
+    for (int b = 0; b < c->rows; b++) {
+        const float *x = c->val[n->in[0]] + b * nodes[n->in[0]].size;
+        im2col(&g, c->grad[id] + b * n->size, c->work);
+        if (dx)
+            gemm(0, 0, g.small_c, (int)positions(&g), (int)taps(&g), w, c->work, beta_x,
+                 dx + b * nodes[n->in[0]].size);
+        if (dw) {
+            gemm(0, 1, g.small_c, (int)taps(&g), (int)positions(&g), x, c->work, beta_w, dw);
+            beta_w = 1.0f;
+        }
+    }
+}
+
+static void reshape_forward(const node *nodes, int id, exec_ctx *c)
+{
+    memcpy(c->val[id], c->val[nodes[id].in[0]], (size_t)node_count(&nodes[id], c) * sizeof(float));
+}
+
+static void reshape_backward(const node *nodes, int id, exec_ctx *c)
+{
+    float *dx = vae__grad_acc(c, nodes, nodes[id].in[0]);
+    const float *dy = c->grad[id];
+    int64_t count = node_count(&nodes[id], c);
+    if (dx)
+        for (int64_t i = 0; i < count; i++)
+            dx[i] += dy[i];
+}
+
+const op_def vae__op_conv2d = {"conv2d", 2, conv_forward, conv_backward, conv_workspace};
+const op_def vae__op_conv2d_transpose = {"conv2d_transpose", 2, transpose_forward,
+                                         transpose_backward, conv_workspace};
+const op_def vae__op_reshape = {"reshape", 1, reshape_forward, reshape_backward, NULL};
+
+/* Output height or width of a convolution, or 0 if it has none. */
+static int output_size(int in, int k, int stride, vae_padding padding, int transposed)
+{
+    if (transposed)
+        return padding == VAE_PADDING_SAME ? in * stride : (in - 1) * stride + k;
+    if (padding == VAE_PADDING_SAME)
+        return (in + stride - 1) / stride;
+    return in >= k ? (in - k) / stride + 1 : 0;
+}
+
+static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int stride,
+                           vae_padding padding, int *out)
+{
+    const char *what = vae__ops[op]->name;
+    int transposed = op == OP_CONV2D_TRANSPOSE, filters, id;
+    const node *xn, *wn;
+    node n = {.op = op, .n_in = 2, .in = {x, w, -1, -1}, .batched = 1, .ndim = 3};
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
+    VAE_TRY(vae__graph_check_node(g, w, what));
+    if (!out)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: out is NULL", what);
+    if (kernel < 1 || kernel > 64 || stride < 1 || stride > 64 ||
+        (padding != VAE_PADDING_VALID && padding != VAE_PADDING_SAME))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: bad kernel %d, stride %d or padding %d", what,
+                         kernel, stride, (int)padding);
+    xn = &g->nodes[x];
+    wn = &g->nodes[w];
+    if (xn->ndim != 3)
+        return vae__fail(VAE_ERR_SHAPE, "%s: input node %d must have (C, H, W) rows", what, x);
+    /* conv2d: (F, C k k); transpose: (C, F k k), C the input's channels */
+    if (wn->batched || wn->ndim != 2 || wn->dims[1] % (kernel * kernel) != 0 ||
+        (transposed ? wn->dims[0] != xn->dims[0] : wn->dims[1] != xn->dims[0] * kernel * kernel))
+        return vae__fail(VAE_ERR_SHAPE, "%s: weight node %d must be an unbatched (%s) matrix "
+                         "for %d input channels and kernel %d", what, w,
+                         transposed ? "C, F*k*k" : "F, C*k*k", xn->dims[0], kernel);
+    filters = transposed ? wn->dims[1] / (kernel * kernel) : wn->dims[0];
+    n.dims[0] = filters;
+    n.dims[1] = output_size(xn->dims[1], kernel, stride, padding, transposed);
+    n.dims[2] = output_size(xn->dims[2], kernel, stride, padding, transposed);
+    if (n.dims[1] < 1 || n.dims[2] < 1)
+        return vae__fail(VAE_ERR_SHAPE, "%s: a %dx%d input is smaller than the %dx%d kernel",
+                         what, xn->dims[1], xn->dims[2], kernel, kernel);
+    if ((int64_t)n.dims[0] * n.dims[1] * n.dims[2] > (1 << 30))
+        return vae__fail(VAE_ERR_SHAPE, "%s: output too large", what);
+    n.size = (int64_t)n.dims[0] * n.dims[1] * n.dims[2];
+    VAE_TRY(vae__graph_add(g, &n, &id));
+    g->nodes[id].iattr[ATTR_KERNEL] = kernel;
+    g->nodes[id].iattr[ATTR_STRIDE] = stride;
+    g->nodes[id].iattr[ATTR_PADDING] = (int)padding;
+    *out = id;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_op_conv2d(vae_graph *g, int x, int w, int kernel, int stride,
+                                 vae_padding padding, int *out)
+{
+    return add_conv(g, OP_CONV2D, x, w, kernel, stride, padding, out);
+}
+
+VAE_API vae_status vae_op_conv2d_transpose(vae_graph *g, int x, int w, int kernel, int stride,
+                                           vae_padding padding, int *out)
+{
+    return add_conv(g, OP_CONV2D_TRANSPOSE, x, w, kernel, stride, padding, out);
+}
+
+VAE_API vae_status vae_op_reshape(vae_graph *g, int x, int ndim, const int *dims, int *out)
+{
+    node n = {.op = OP_RESHAPE, .n_in = 1, .in = {x, -1, -1, -1}, .batched = 1, .ndim = ndim};
+    int64_t size = 1;
+    VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_op_reshape"));
+    if (ndim < 1 || ndim > VAE_MAX_ROW_DIMS || !dims)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_op_reshape: ndim must be 1 to %d", VAE_MAX_ROW_DIMS);
+    for (int k = 0; k < ndim; k++) {
+        if (dims[k] < 1 || dims[k] > (1 << 30) / size)
+            return vae__fail(VAE_ERR_SHAPE, "vae_op_reshape: dimension %d has bad size %d", k, dims[k]);
+        size *= dims[k];
+        n.dims[k] = dims[k];
+    }
+    if (size != g->nodes[x].size)
+        return vae__fail(VAE_ERR_SHAPE, "vae_op_reshape: %lld elements cannot become %lld",
+                         (long long)g->nodes[x].size, (long long)size);
+    n.size = size;
+    return vae__graph_add(g, &n, out);
+}
