@@ -1,9 +1,9 @@
 /* vae-fashion-mnist: reference run R4, a dense VAE on Fashion-MNIST. */
-#include "dense_app.h"
+#include "app.h"
 
 int main(int argc, char **argv)
 {
-    dense_app app = {
+    app a = {
         .name = "vae-fashion-mnist",
         .description =
             "Trains a dense VAE on Fashion-MNIST (reference run R4, TensorFlow 2 style: one ReLU "
@@ -11,14 +11,17 @@ int main(int argc, char **argv)
             "batch 128, 20 epochs) and writes the same pictures and files as vae-mnist-dense.",
         .fetch_hint = "Install Debian's dataset-fashion-mnist (scripts/fetch-fashion-mnist.sh), "
                       "or pass --data DIR with the four idx files.",
+        .objective = VAE_OBJECTIVE_ELBO,
+        .beta = 1.0f,
+        .build = app_dense_net,
     };
-    ex_options_init(&app.defaults);
-    app.defaults.data_dir = "/usr/share/datasets/fashion-mnist";
-    app.defaults.out_dir = "out/fashion-mnist";
-    app.defaults.epochs = 20;
-    app.defaults.batch = 128;
-    app.defaults.hidden[0] = 512;
-    app.defaults.n_hidden = 1;
-    app.defaults.latent = 2;
-    return dense_app_main(argc, argv, &app);
+    ex_options_init(&a.defaults);
+    a.defaults.data_dir = "/usr/share/datasets/fashion-mnist";
+    a.defaults.out_dir = "out/fashion-mnist";
+    a.defaults.epochs = 20;
+    a.defaults.batch = 128;
+    a.defaults.hidden[0] = 512;
+    a.defaults.n_hidden = 1;
+    a.defaults.latent = 2;
+    return app_main(argc, argv, &a);
 }

@@ -251,6 +251,9 @@ VAE_API int vae_graph_find(const vae_graph *g, const char *name);
 VAE_API int vae_graph_node_count(const vae_graph *g);
 /* Number of elements of one row of a node (the whole node if unbatched). */
 VAE_API int64_t vae_graph_node_size(const vae_graph *g, int node);
+/* A node's per-row dims (all dims if unbatched): returns their number and
+   writes up to VAE_MAX_ROW_DIMS into dims; 0 if the node does not exist. */
+VAE_API int vae_graph_node_dims(const vae_graph *g, int node, int *dims);
 
 /* ---- Operations (each adds one node; shapes are checked) ---- */
 /* x (B, K) times w (K, N) -> (B, N) */

@@ -246,3 +246,12 @@ vae_status vae__graph_expect_same(const vae_graph *g, int a, int b, int allow_br
         return vae__fail(VAE_ERR_SHAPE, "%s: node %d must be batched", what, b);
     return VAE_OK;
 }
+
+VAE_API int vae_graph_node_dims(const vae_graph *g, int id, int *dims)
+{
+    if (!g || id < 0 || id >= g->n_nodes || !dims)
+        return 0;
+    for (int k = 0; k < g->nodes[id].ndim; k++)
+        dims[k] = g->nodes[id].dims[k];
+    return g->nodes[id].ndim;
+}

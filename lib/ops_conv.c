@@ -1,6 +1,4 @@
-/* Convolutions through im2col and the BLAS, one image at a time (each
-   image's GEMMs are large enough: 64 filters x 196 positions x 576 taps in
-   the reference network), and reshape.
+/* Convolutions through im2col and the BLAS, and reshape.
  *
  * Layout is NCHW.  A convolution relates a "large" image (the input of
  * conv2d, the output of its transpose) to a "small" one through k x k
@@ -49,52 +47,86 @@ static geometry geometry_of(const node *nodes, int id)
 static int64_t taps(const geometry *g) { return (int64_t)g->large_c * g->k * g->k; }
 static int64_t positions(const geometry *g) { return (int64_t)g->small_h * g->small_w; }
 
-/* cols[(c k + ky) k + kx][oy W_s + ox] = image[c][oy s + ky - pt][ox s + kx - pl], 0 outside */
-static void im2col(const geometry *g, const float *image, float *cols)
+/* The outputs ox whose input column ox s + kx - pad_left lies inside the
+   image: [*lo, *hi). */
+static void valid_columns(const geometry *g, int kx, int *lo, int *hi)
+{
+    int first = g->pad_left - kx, last = g->large_w + g->pad_left - kx; /* ox s in [first, last) */
+    *lo = first > 0 ? (first + g->stride - 1) / g->stride : 0;
+    *hi = last > 0 ? (last + g->stride - 1) / g->stride : 0;
+    *hi = *hi < g->small_w ? *hi : g->small_w;
+    *lo = *lo < *hi ? *lo : *hi;
+}
+
+/* cols[(c k + ky) k + kx][oy W_s + ox] = image[c][oy s + ky - pt][ox s + kx - pl],
+   0 outside; cols' rows are `ld` floats apart.  Runs are copied whole; only
+   the padded edges are zeroed. */
+static void im2col(const geometry *g, const float *image, float *cols, int64_t ld)
 {
     for (int c = 0; c < g->large_c; c++)
         for (int ky = 0; ky < g->k; ky++)
             for (int kx = 0; kx < g->k; kx++) {
-                float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * positions(g);
+                float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * ld;
+                int lo, hi;
+                valid_columns(g, kx, &lo, &hi);
                 for (int oy = 0; oy < g->small_h; oy++) {
                     int iy = oy * g->stride + ky - g->pad_top;
-                    const float *src = image + ((int64_t)c * g->large_h + iy) * g->large_w;
                     float *dst = row + (int64_t)oy * g->small_w;
-                    for (int ox = 0; ox < g->small_w; ox++) {
-                        int ix = ox * g->stride + kx - g->pad_left;
-                        dst[ox] = iy >= 0 && iy < g->large_h && ix >= 0 && ix < g->large_w ? src[ix] : 0.0f;
+                    const float *src;
+                    if (iy < 0 || iy >= g->large_h) {
+                        memset(dst, 0, (size_t)g->small_w * sizeof *dst);
+                        continue;
                     }
+                    src = image + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
+                    memset(dst, 0, (size_t)lo * sizeof *dst);
+                    if (g->stride == 1)
+                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * g->stride];
+                    memset(dst + hi, 0, (size_t)(g->small_w - hi) * sizeof *dst);
                 }
             }
 }
 
 /* The adjoint of im2col: image += cols folded back. */
-static void col2im(const geometry *g, const float *cols, float *image)
+static void col2im(const geometry *g, const float *cols, int64_t ld, float *image)
 {
     for (int c = 0; c < g->large_c; c++)
         for (int ky = 0; ky < g->k; ky++)
             for (int kx = 0; kx < g->k; kx++) {
-                const float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * positions(g);
+                const float *row = cols + (((int64_t)c * g->k + ky) * g->k + kx) * ld;
+                int lo, hi;
+                valid_columns(g, kx, &lo, &hi);
                 for (int oy = 0; oy < g->small_h; oy++) {
                     int iy = oy * g->stride + ky - g->pad_top;
-                    float *dst = image + ((int64_t)c * g->large_h + iy) * g->large_w;
                     const float *src = row + (int64_t)oy * g->small_w;
+                    float *dst;
                     if (iy < 0 || iy >= g->large_h)
                         continue;
-                    for (int ox = 0; ox < g->small_w; ox++) {
-                        int ix = ox * g->stride + kx - g->pad_left;
-                        if (ix >= 0 && ix < g->large_w)
-                            dst[ix] += src[ox];
-                    }
+                    dst = image + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
+                    for (int ox = lo; ox < hi; ox++)
+                        dst[ox * g->stride] += src[ox];
                 }
             }
+}
+
+/* Images are processed in chunks whose unrolled columns (taps x n*P) and
+   channel matrix (small_c x n*P) fit in about 8 MB: one large GEMM per
+   chunk instead of one small GEMM per image. */
+enum { CHUNK_FLOATS = 1 << 21 };
+
+static int chunk_images(const geometry *g, int rows)
+{
+    int64_t per_image = positions(g) * (taps(g) + g->small_c);
+    int64_t n = CHUNK_FLOATS / per_image;
+    return (int)(n < 1 ? 1 : n > rows ? rows : n);
 }
 
 static int64_t conv_workspace(const node *nodes, int id, int rows)
 {
     geometry g = geometry_of(nodes, id);
-    (void)rows;
-    return taps(&g) * positions(&g);
+    return (int64_t)chunk_images(&g, rows) * positions(&g) * (taps(&g) + g.small_c);
 }
 
 /* C (m, n) = A (m, k) B (k, n) + beta C, row-major, A or B transposed on request */
@@ -106,72 +138,123 @@ static void gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, 
                 trans_b ? k : n, beta, c, n);
 }
 
-/* y_b (F, P) = W (F, T) cols(x_b) (T, P) */
+/* Between per-image (channels, P) blocks and one (channels, n P) matrix. */
+static void gather(const float *images, int n, int channels, int64_t p, float *mat)
+{
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < channels; ch++)
+            memcpy(mat + (int64_t)ch * n * p + b * p, images + ((int64_t)b * channels + ch) * p,
+                   (size_t)p * sizeof *mat);
+}
+
+static void scatter(const float *mat, int n, int channels, int64_t p, float *images, int add)
+{
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < channels; ch++) {
+            const float *src = mat + (int64_t)ch * n * p + b * p;
+            float *dst = images + ((int64_t)b * channels + ch) * p;
+            if (add)
+                for (int64_t i = 0; i < p; i++)
+                    dst[i] += src[i];
+            else
+                memcpy(dst, src, (size_t)p * sizeof *dst);
+        }
+}
+
+/* The unrolled columns of n large-side images, side by side. */
+static void unroll(const geometry *g, const float *images, int n, float *cols)
+{
+    int64_t p = positions(g), image = (int64_t)g->large_c * g->large_h * g->large_w;
+    for (int b = 0; b < n; b++)
+        im2col(g, images + b * image, cols + b * p, n * p);
+}
+
+static void fold(const geometry *g, const float *cols, int n, float *images)
+{
+    int64_t p = positions(g), image = (int64_t)g->large_c * g->large_h * g->large_w;
+    for (int b = 0; b < n; b++)
+        col2im(g, cols + b * p, n * p, images + b * image);
+}
+
+/* Per chunk of n images: Y (F, nP) = W (F, T) cols (T, nP), then to NCHW. */
 static void conv_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
-    const float *w = c->val[n->in[1]];
-    for (int b = 0; b < c->rows; b++) {
-        im2col(&g, c->val[n->in[0]] + b * nodes[n->in[0]].size, c->work);
-        gemm(0, 0, g.small_c, (int)positions(&g), (int)taps(&g), w, c->work, 0.0f,
-             c->val[id] + b * n->size);
+    int step = chunk_images(&g, c->rows);
+    int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
+    for (int b = 0; b < c->rows; b += step) {
+        int k = c->rows - b < step ? c->rows - b : step;
+        float *cols = c->work, *y = c->work + taps(&g) * k * p;
+        unroll(&g, c->val[n->in[0]] + b * in_size, k, cols);
+        gemm(0, 0, g.small_c, (int)(k * p), (int)taps(&g), c->val[n->in[1]], cols, 0.0f, y);
+        scatter(y, k, g.small_c, p, c->val[id] + b * n->size, 0);
     }
 }
 
-/* dW (F, T) += dy_b cols(x_b)^T;  dx_b += col2im(W^T dy_b) */
+/* dW (F, T) += dY (F, nP) cols^T;  dx += fold(W^T dY) */
 static void conv_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
-    const float *w = c->val[n->in[1]];
+    int step = chunk_images(&g, c->rows);
+    int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
     float beta, *dw = vae__grad_beta(c, nodes, n->in[1], &beta);
     float *dx = vae__grad_acc(c, nodes, n->in[0]);
-    for (int b = 0; b < c->rows; b++) {
-        const float *dy = c->grad[id] + b * n->size;
+    for (int b = 0; b < c->rows; b += step) {
+        int k = c->rows - b < step ? c->rows - b : step;
+        float *cols = c->work, *dy = c->work + taps(&g) * k * p;
+        gather(c->grad[id] + b * n->size, k, g.small_c, p, dy);
         if (dw) {
-            im2col(&g, c->val[n->in[0]] + b * nodes[n->in[0]].size, c->work);
-            gemm(0, 1, g.small_c, (int)taps(&g), (int)positions(&g), dy, c->work, beta, dw);
+            unroll(&g, c->val[n->in[0]] + b * in_size, k, cols);
+            gemm(0, 1, g.small_c, (int)taps(&g), (int)(k * p), dy, cols, beta, dw);
             beta = 1.0f;
         }
         if (dx) {
-            gemm(1, 0, (int)taps(&g), (int)positions(&g), g.small_c, w, dy, 0.0f, c->work);
-            col2im(&g, c->work, dx + b * nodes[n->in[0]].size);
+            gemm(1, 0, (int)taps(&g), (int)(k * p), g.small_c, c->val[n->in[1]], dy, 0.0f, cols);
+            fold(&g, cols, k, dx + b * in_size);
         }
     }
 }
 
-/* y_b = col2im(W^T x_b): W (C, T) with T = F k k, x_b (C, P) */
+/* Per chunk: cols (T, nP) = W^T (T, C) X (C, nP), folded into the output. */
 static void transpose_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
-    const float *w = c->val[n->in[1]];
+    int step = chunk_images(&g, c->rows);
+    int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
     memset(c->val[id], 0, (size_t)c->rows * (size_t)n->size * sizeof(float));
-    for (int b = 0; b < c->rows; b++) {
-        gemm(1, 0, (int)taps(&g), (int)positions(&g), g.small_c, w,
-             c->val[n->in[0]] + b * nodes[n->in[0]].size, 0.0f, c->work);
-        col2im(&g, c->work, c->val[id] + b * n->size);
+    for (int b = 0; b < c->rows; b += step) {
+        int k = c->rows - b < step ? c->rows - b : step;
+        float *cols = c->work, *x = c->work + taps(&g) * k * p;
+        gather(c->val[n->in[0]] + b * in_size, k, g.small_c, p, x);
+        gemm(1, 0, (int)taps(&g), (int)(k * p), g.small_c, c->val[n->in[1]], x, 0.0f, cols);
+        fold(&g, cols, k, c->val[id] + b * n->size);
     }
 }
 
-/* cols = im2col(dy_b);  dx_b += W cols;  dW (C, T) += x_b cols^T */
+/* cols = unroll(dy);  dx += W (C, T) cols;  dW (C, T) += X (C, nP) cols^T */
 static void transpose_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
-    const float *w = c->val[n->in[1]];
-    float beta_w, beta_x, *dw = vae__grad_beta(c, nodes, n->in[1], &beta_w);
-    float *dx = vae__grad_beta(c, nodes, n->in[0], &beta_x);
-    for (int b = 0; b < c->rows; b++) {
-        const float *x = c->val[n->in[0]] + b * nodes[n->in[0]].size;
-        im2col(&g, c->grad[id] + b * n->size, c->work);
-        if (dx)
-            gemm(0, 0, g.small_c, (int)positions(&g), (int)taps(&g), w, c->work, beta_x,
-                 dx + b * nodes[n->in[0]].size);
+    int step = chunk_images(&g, c->rows);
+    int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
+    float beta, *dw = vae__grad_beta(c, nodes, n->in[1], &beta);
+    float *dx = vae__grad_acc(c, nodes, n->in[0]);
+    for (int b = 0; b < c->rows; b += step) {
+        int k = c->rows - b < step ? c->rows - b : step;
+        float *cols = c->work, *mat = c->work + taps(&g) * k * p;
+        unroll(&g, c->grad[id] + b * n->size, k, cols);
+        if (dx) {
+            gemm(0, 0, g.small_c, (int)(k * p), (int)taps(&g), c->val[n->in[1]], cols, 0.0f, mat);
+            scatter(mat, k, g.small_c, p, dx + b * in_size, 1);
+        }
         if (dw) {
-            gemm(0, 1, g.small_c, (int)taps(&g), (int)positions(&g), x, c->work, beta_w, dw);
-            beta_w = 1.0f;
+            gather(c->val[n->in[0]] + b * in_size, k, g.small_c, p, mat);
+            gemm(0, 1, g.small_c, (int)taps(&g), (int)(k * p), mat, cols, beta, dw);
+            beta = 1.0f;
         }
     }
 }
