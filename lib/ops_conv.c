@@ -58,9 +58,25 @@ static void valid_columns(const geometry *g, int kx, int *lo, int *hi)
     *lo = *lo < *hi ? *lo : *hi;
 }
 
+/* One row of unrolled columns: dst[ox] = src[ox * stride] inside [lo, hi),
+   0 outside.  Rows are short (14 to 64 values), so plain loops beat calls
+   to memcpy and memset. */
+VAE_HOT static void unroll_row(float *dst, const float *src, int lo, int hi, int width, int stride)
+{
+    for (int ox = 0; ox < lo; ox++)
+        dst[ox] = 0.0f;
+    if (stride == 1)
+        for (int ox = lo; ox < hi; ox++)
+            dst[ox] = src[ox];
+    else
+        for (int ox = lo; ox < hi; ox++)
+            dst[ox] = src[ox * stride];
+    for (int ox = hi; ox < width; ox++)
+        dst[ox] = 0.0f;
+}
+
 /* cols[(c k + ky) k + kx][oy W_s + ox] = image[c][oy s + ky - pt][ox s + kx - pl],
-   0 outside; cols' rows are `ld` floats apart.  Runs are copied whole; only
-   the padded edges are zeroed. */
+   0 outside; cols' rows are `ld` floats apart. */
 static void im2col(const geometry *g, const float *image, float *cols, int64_t ld)
 {
     for (int c = 0; c < g->large_c; c++)
@@ -71,26 +87,16 @@ static void im2col(const geometry *g, const float *image, float *cols, int64_t l
                 valid_columns(g, kx, &lo, &hi);
                 for (int oy = 0; oy < g->small_h; oy++) {
                     int iy = oy * g->stride + ky - g->pad_top;
-                    float *dst = row + (int64_t)oy * g->small_w;
-                    const float *src;
-                    if (iy < 0 || iy >= g->large_h) {
-                        memset(dst, 0, (size_t)g->small_w * sizeof *dst);
-                        continue;
-                    }
-                    src = image + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
-                    memset(dst, 0, (size_t)lo * sizeof *dst);
-                    if (g->stride == 1)
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
-                    else
-                        for (int ox = lo; ox < hi; ox++)
-                            dst[ox] = src[ox * g->stride];
-                    memset(dst + hi, 0, (size_t)(g->small_w - hi) * sizeof *dst);
+                    const float *src = image + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
+                    int inside = iy >= 0 && iy < g->large_h;
+                    unroll_row(row + (int64_t)oy * g->small_w, src, inside ? lo : g->small_w,
+                               inside ? hi : g->small_w, g->small_w, g->stride);
                 }
             }
 }
 
 /* The adjoint of im2col: image += cols folded back. */
-static void col2im(const geometry *g, const float *cols, int64_t ld, float *image)
+VAE_HOT static void col2im(const geometry *g, const float *cols, int64_t ld, float *image)
 {
     for (int c = 0; c < g->large_c; c++)
         for (int ky = 0; ky < g->k; ky++)
@@ -105,8 +111,12 @@ static void col2im(const geometry *g, const float *cols, int64_t ld, float *imag
                     if (iy < 0 || iy >= g->large_h)
                         continue;
                     dst = image + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
-                    for (int ox = lo; ox < hi; ox++)
-                        dst[ox * g->stride] += src[ox];
+                    if (g->stride == 1)
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] += src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox * g->stride] += src[ox];
                 }
             }
 }
@@ -147,7 +157,7 @@ static void gather(const float *images, int n, int channels, int64_t p, float *m
                    (size_t)p * sizeof *mat);
 }
 
-static void scatter(const float *mat, int n, int channels, int64_t p, float *images, int add)
+VAE_HOT static void scatter(const float *mat, int n, int channels, int64_t p, float *images, int add)
 {
     for (int b = 0; b < n; b++)
         for (int ch = 0; ch < channels; ch++) {
@@ -176,6 +186,82 @@ static void fold(const geometry *g, const float *cols, int n, float *images)
         col2im(g, cols + b * p, n * p, images + b * image);
 }
 
+/* Convolutions with very few filters (an output layer to 1 or 3 channels)
+   make GEMMs with one to four rows: unrolling the columns costs far more
+   than the arithmetic.  These go direct: each tap adds a scaled, shifted
+   input row to the output row (and back, for the gradients). */
+enum { DIRECT_MAX_FILTERS = 4 };
+
+VAE_HOT static void direct_forward(const geometry *g, const float *w, const float *x, float *y)
+{
+    int64_t p = positions(g);
+    memset(y, 0, (size_t)(g->small_c * p) * sizeof *y);
+    for (int f = 0; f < g->small_c; f++)
+        for (int c = 0; c < g->large_c; c++)
+            for (int ky = 0; ky < g->k; ky++)
+                for (int kx = 0; kx < g->k; kx++) {
+                    float wt = w[(int64_t)f * taps(g) + (c * g->k + ky) * g->k + kx];
+                    int lo, hi;
+                    valid_columns(g, kx, &lo, &hi);
+                    for (int oy = 0; oy < g->small_h; oy++) {
+                        int iy = oy * g->stride + ky - g->pad_top;
+                        const float *src;
+                        float *dst = y + f * p + (int64_t)oy * g->small_w;
+                        if (iy < 0 || iy >= g->large_h)
+                            continue;
+                        src = x + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
+                        if (g->stride == 1)
+                            for (int ox = lo; ox < hi; ox++)
+                                dst[ox] += wt * src[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++)
+                                dst[ox] += wt * src[ox * g->stride];
+                    }
+                }
+}
+
+/* dw[f, tap] += sum of dy * shifted x;  dx += w * dy shifted back */
+VAE_HOT static void direct_backward(const geometry *g, const float *w, const float *x, const float *dy,
+                            float *dw, float *dx)
+{
+    int64_t p = positions(g);
+    for (int f = 0; f < g->small_c; f++)
+        for (int c = 0; c < g->large_c; c++)
+            for (int ky = 0; ky < g->k; ky++)
+                for (int kx = 0; kx < g->k; kx++) {
+                    int64_t t = (int64_t)f * taps(g) + (c * g->k + ky) * g->k + kx;
+                    float wt = w[t], sum = 0.0f;
+                    int lo, hi;
+                    valid_columns(g, kx, &lo, &hi);
+                    for (int oy = 0; oy < g->small_h; oy++) {
+                        int iy = oy * g->stride + ky - g->pad_top;
+                        int64_t in_at = ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
+                        const float *d = dy + f * p + (int64_t)oy * g->small_w;
+                        if (iy < 0 || iy >= g->large_h)
+                            continue;
+                        if (dw && g->stride == 1) {
+                            const float *xr = x + in_at;
+#pragma omp simd reduction(+ : sum)
+                            for (int ox = lo; ox < hi; ox++)
+                                sum += d[ox] * xr[ox];
+                        } else if (dw) {
+                            for (int ox = lo; ox < hi; ox++)
+                                sum += d[ox] * x[in_at + ox * g->stride];
+                        }
+                        if (dx && g->stride == 1) {
+                            float *dxr = dx + in_at;
+                            for (int ox = lo; ox < hi; ox++)
+                                dxr[ox] += wt * d[ox];
+                        } else if (dx) {
+                            for (int ox = lo; ox < hi; ox++)
+                                dx[in_at + ox * g->stride] += wt * d[ox];
+                        }
+                    }
+                    if (dw)
+                        dw[t] += sum;
+                }
+}
+
 /* Per chunk of n images: Y (F, nP) = W (F, T) cols (T, nP), then to NCHW. */
 static void conv_forward(const node *nodes, int id, exec_ctx *c)
 {
@@ -183,6 +269,11 @@ static void conv_forward(const node *nodes, int id, exec_ctx *c)
     geometry g = geometry_of(nodes, id);
     int step = chunk_images(&g, c->rows);
     int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
+    if (g.small_c <= DIRECT_MAX_FILTERS) {
+        for (int b = 0; b < c->rows; b++)
+            direct_forward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size, c->val[id] + b * n->size);
+        return;
+    }
     for (int b = 0; b < c->rows; b += step) {
         int k = c->rows - b < step ? c->rows - b : step;
         float *cols = c->work, *y = c->work + taps(&g) * k * p;
@@ -199,8 +290,15 @@ static void conv_backward(const node *nodes, int id, exec_ctx *c)
     geometry g = geometry_of(nodes, id);
     int step = chunk_images(&g, c->rows);
     int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
-    float beta, *dw = vae__grad_beta(c, nodes, n->in[1], &beta);
-    float *dx = vae__grad_acc(c, nodes, n->in[0]);
+    float beta, *dw, *dx = vae__grad_acc(c, nodes, n->in[0]);
+    if (g.small_c <= DIRECT_MAX_FILTERS) {
+        dw = vae__grad_acc(c, nodes, n->in[1]);
+        for (int b = 0; b < c->rows; b++)
+            direct_backward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size,
+                            c->grad[id] + b * n->size, dw, dx ? dx + b * in_size : NULL);
+        return;
+    }
+    dw = vae__grad_beta(c, nodes, n->in[1], &beta);
     for (int b = 0; b < c->rows; b += step) {
         int k = c->rows - b < step ? c->rows - b : step;
         float *cols = c->work, *dy = c->work + taps(&g) * k * p;

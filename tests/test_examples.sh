@@ -41,6 +41,33 @@ ok "resume is exact"
 [ -s "$work/c/decoded.png" ] || fail "decoded.png missing"
 ok "--load --decode"
 
+# The convolutional programs: R2 on the idx files, and on a folder of
+# colour PNGs written here (with two broken files to skip).
+conv=$build/examples/vae-mnist-conv
+"$conv" --data "$work/data" --epochs 1 --batch 50 --out "$work/conv" > "$work/conv.log" 2>&1 ||
+  { cat "$work/conv.log"; fail "vae-mnist-conv"; }
+for f in latent_grid_quantiles.png latent_grid.png reconstructions.png best.vae; do
+  [ -s "$work/conv/$f" ] || fail "vae-mnist-conv: missing $f"
+done
+ok "vae-mnist-conv outputs"
+"$python" "$here/../scripts/make_faces_demo.py" "$work/faces" 60 --with-broken \
+  --images "$work/data/train-images-idx3-ubyte.gz" > /dev/null || fail "writing the face folder"
+faces=$build/examples/vae-faces-conv
+"$faces" --data "$work/faces" --size 32 --epochs 2 --batch 20 --latent 4 --out "$work/f" \
+  > "$work/f.log" 2> "$work/f.err" || { cat "$work/f.log" "$work/f.err"; fail "vae-faces-conv"; }
+grep -q "broken_text.jpg" "$work/f.err" && grep -q "broken_truncated.png" "$work/f.err" ||
+  fail "broken files were not reported by name"
+for f in reconstructions_epoch001.png reconstructions_epoch002.png best.vae last.vae samples.png; do
+  [ -s "$work/f/$f" ] || fail "vae-faces-conv: missing $f"
+done
+ok "vae-faces-conv: skips broken files, writes per-epoch reconstructions and best/last models"
+mkdir -p "$work/empty"
+set +e
+"$faces" --data "$work/empty" --out "$work/g" > /dev/null 2> "$work/g.err"; [ $? = 1 ] || fail "empty folder must exit 1"
+grep -q "$work/empty" "$work/g.err" || fail "empty-folder message names the folder"
+set -e
+ok "empty face folder is a clear error"
+
 set +e
 "$prog" --epochs x > /dev/null 2>&1; [ $? = 2 ] || fail "bad flag must exit 2"
 "$prog" --data "$work/nowhere" --out "$work/d" > /dev/null 2> "$work/d.err"; [ $? = 1 ] || fail "missing data must exit 1"

@@ -177,6 +177,8 @@ static int set_option(ex_options *o, const char *flag, const char *v)
         rc = parse_int_flag(flag, v, 0, &o->threads);
     else if (!strcmp(flag, "limit"))
         rc = parse_int_flag(flag, v, 0, &o->limit);
+    else if (!strcmp(flag, "size") && o->size > 0)
+        rc = parse_int_flag(flag, v, 4, &o->size);
     else if (!strcmp(flag, "hidden"))
         rc = parse_list(flag, v, EX_MAX_HIDDEN, &o->n_hidden, hidden_item, o->hidden);
     else if (!strcmp(flag, "decode"))
@@ -204,8 +206,8 @@ static int set_option(ex_options *o, const char *flag, const char *v)
         rc = parse_choice(flag, v, optimizer_names, 3, &choice);
         if (rc == 0)
             o->optimizer = (vae_optimizer_kind)choice;
-    } else
-        rc = 2; /* cannot happen: takes_value() knows the same names */
+    } else /* a flag this program does not take (--size) */
+        rc = bad(flag, v, "is for a flag this program does not take");
     return rc;
 }
 
@@ -214,7 +216,8 @@ static int takes_value(const char *flag)
 {
     static const char *const names[] = {"data",   "out",    "epochs", "batch", "hidden",
                                         "latent", "loss",   "optimizer", "lr", "seed",
-                                        "threads", "limit", "resume", "load",  "decode"};
+                                        "threads", "limit", "resume", "load",  "decode",
+                                        "size"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(flag, names[i]))
             return 1;
@@ -341,6 +344,9 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
             d->load ? d->load : "none");
     fprintf(out, "  --decode X,Y,...      decode this latent point, up to %d values (%s)\n",
             EX_MAX_DECODE, d->n_decode ? decode : "none");
+    if (d->size > 0)
+        fprintf(out, "  --size N              images are centre-cropped and resized to NxN (%d)\n",
+                d->size);
     fprintf(out, "  -h, --help            show this help and exit\n");
 }
 

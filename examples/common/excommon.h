@@ -79,6 +79,9 @@ typedef struct ex_options {
     int threads;             /* --threads N; 0 = every core, resolved by
                                 ex_parse_args to the number of online CPUs */
     int limit;               /* --limit N: use the first N images; 0 = all */
+    int size;                /* --size N, for programs that resize images;
+                                0 (the default) means the program takes no
+                                --size flag */
     const char *resume;      /* --resume FILE, or NULL */
     const char *load;        /* --load FILE, or NULL */
     float decode[EX_MAX_DECODE]; /* --decode X,Y,... */
