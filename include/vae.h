@@ -264,7 +264,8 @@ VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out);
 /* Convolution (cross-correlation, as in Keras and PyTorch):
    x (B, C, H, W) with w (F, C*k*k) -> (B, F, OH, OW).  w's rows are filters,
    each laid out (C, k, k).  "same": OH = ceil(H / stride); "valid":
-   OH = (H - k) / stride + 1 (and likewise OW). */
+   OH = (H - k) / stride + 1 (and likewise OW).  Kernel and stride are 1 to
+   64 (else VAE_ERR_ARGUMENT). */
 VAE_API vae_status vae_op_conv2d(vae_graph *g, int x, int w, int kernel, int stride,
                                  vae_padding padding, int *out);
 /* Transposed convolution, the gradient of vae_op_conv2d with respect to its
@@ -318,7 +319,8 @@ VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel
                                     vae_padding padding, vae_activation act, const char *name,
                                     int *out);
 /* Conv2DTranspose: x (B, C, H, W) -> act(conv2d_transpose(x, w) + b);
-   parameters "<name>.w" (C, filters*k*k) and "<name>.b" (filters). */
+   parameters "<name>.w" (C, filters*k*k) and "<name>.b" (filters),
+   initialised uniform in +-1/sqrt(filters*k*k) as PyTorch does. */
 VAE_API vae_status vae_layer_conv2d_transpose(vae_graph *g, int x, int filters, int kernel,
                                               int stride, vae_padding padding, vae_activation act,
                                               const char *name, int *out);

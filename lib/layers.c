@@ -201,7 +201,13 @@ static vae_status build_conv_layer(vae_graph *g, int transposed, int x, int filt
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown activation %d", what, (int)act);
     channels = g->nodes[x].dims[0];
     dims[0] = transposed ? channels : filters;
-    dims[1] = (transposed ? filters : channels) * kernel * kernel;
+    {
+        int64_t cols = (int64_t)(transposed ? filters : channels) * kernel * kernel;
+        if (cols > (1 << 30))
+            return vae__fail(VAE_ERR_SHAPE, "%s: %lld weights per %s is too many", what,
+                             (long long)cols, transposed ? "input channel" : "filter");
+        dims[1] = (int)cols;
+    }
     /* PyTorch's initialisation: uniform in +-1/sqrt(fan_in), where fan_in
        is C k k for a convolution and (as PyTorch computes it) F k k for a
        transposed one */

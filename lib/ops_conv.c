@@ -377,11 +377,13 @@ const op_def vae__op_conv2d_transpose = {"conv2d_transpose", 2, transpose_forwar
                                          transpose_backward, conv_workspace};
 const op_def vae__op_reshape = {"reshape", 1, reshape_forward, reshape_backward, NULL};
 
-/* Output height or width of a convolution, or 0 if it has none. */
-static int output_size(int in, int k, int stride, vae_padding padding, int transposed)
+/* Output height or width of a convolution, or 0 if it has none; in 64
+   bits, since (in - 1) * stride + k and in * stride can pass INT_MAX. */
+static int64_t output_size(int in, int k, int stride, vae_padding padding, int transposed)
 {
     if (transposed)
-        return padding == VAE_PADDING_SAME ? in * stride : (in - 1) * stride + k;
+        return padding == VAE_PADDING_SAME ? (int64_t)in * stride
+                                           : (int64_t)(in - 1) * stride + k;
     if (padding == VAE_PADDING_SAME)
         return (in + stride - 1) / stride;
     return in >= k ? (in - k) / stride + 1 : 0;
@@ -392,6 +394,7 @@ static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int s
 {
     const char *what = vae__ops[op]->name;
     int transposed = op == OP_CONV2D_TRANSPOSE, filters, id;
+    int64_t oh, ow;
     const node *xn, *wn;
     node n = {.op = op, .n_in = 2, .in = {x, w, -1, -1}, .batched = 1, .ndim = 3};
     VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
@@ -408,19 +411,23 @@ static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int s
         return vae__fail(VAE_ERR_SHAPE, "%s: input node %d must have (C, H, W) rows", what, x);
     /* conv2d: (F, C k k); transpose: (C, F k k), C the input's channels */
     if (wn->batched || wn->ndim != 2 || wn->dims[1] % (kernel * kernel) != 0 ||
-        (transposed ? wn->dims[0] != xn->dims[0] : wn->dims[1] != xn->dims[0] * kernel * kernel))
+        (transposed ? wn->dims[0] != xn->dims[0]
+                    : wn->dims[1] != (int64_t)xn->dims[0] * kernel * kernel))
         return vae__fail(VAE_ERR_SHAPE, "%s: weight node %d must be an unbatched (%s) matrix "
                          "for %d input channels and kernel %d", what, w,
                          transposed ? "C, F*k*k" : "F, C*k*k", xn->dims[0], kernel);
     filters = transposed ? wn->dims[1] / (kernel * kernel) : wn->dims[0];
     n.dims[0] = filters;
-    n.dims[1] = output_size(xn->dims[1], kernel, stride, padding, transposed);
-    n.dims[2] = output_size(xn->dims[2], kernel, stride, padding, transposed);
-    if (n.dims[1] < 1 || n.dims[2] < 1)
+    oh = output_size(xn->dims[1], kernel, stride, padding, transposed);
+    ow = output_size(xn->dims[2], kernel, stride, padding, transposed);
+    if (oh < 1 || ow < 1)
         return vae__fail(VAE_ERR_SHAPE, "%s: a %dx%d input is smaller than the %dx%d kernel",
                          what, xn->dims[1], xn->dims[2], kernel, kernel);
-    if ((int64_t)n.dims[0] * n.dims[1] * n.dims[2] > (1 << 30))
+    /* oh, ow <= 2^36 each: compare step by step so the product cannot overflow */
+    if (oh > (1 << 30) || ow > (1 << 30) / oh || filters > (1 << 30) / (oh * ow))
         return vae__fail(VAE_ERR_SHAPE, "%s: output too large", what);
+    n.dims[1] = (int)oh;
+    n.dims[2] = (int)ow;
     n.size = (int64_t)n.dims[0] * n.dims[1] * n.dims[2];
     VAE_TRY(vae__graph_add(g, &n, &id));
     g->nodes[id].iattr[ATTR_KERNEL] = kernel;
@@ -451,7 +458,7 @@ VAE_API vae_status vae_op_reshape(vae_graph *g, int x, int ndim, const int *dims
         return vae__fail(VAE_ERR_ARGUMENT, "vae_op_reshape: ndim must be 1 to %d", VAE_MAX_ROW_DIMS);
     for (int k = 0; k < ndim; k++) {
         if (dims[k] < 1 || dims[k] > (1 << 30) / size)
-            return vae__fail(VAE_ERR_SHAPE, "vae_op_reshape: dimension %d has bad size %d", k, dims[k]);
+            return vae__fail(VAE_ERR_ARGUMENT, "vae_op_reshape: dimension %d has bad size %d", k, dims[k]);
         size *= dims[k];
         n.dims[k] = dims[k];
     }
