@@ -133,9 +133,14 @@ static int chunk_images(const geometry *g, int rows)
     return (int)(n < 1 ? 1 : n > rows ? rows : n);
 }
 
+static int64_t direct_workspace(const geometry *g);
+static int direct(const geometry *g);
+
 static int64_t conv_workspace(const node *nodes, int id, int rows)
 {
     geometry g = geometry_of(nodes, id);
+    if (nodes[id].op == OP_CONV2D && direct(&g))
+        return direct_workspace(&g);
     return (int64_t)chunk_images(&g, rows) * positions(&g) * (taps(&g) + g.small_c);
 }
 
@@ -188,78 +193,118 @@ static void fold(const geometry *g, const float *cols, int n, float *images)
 
 /* Convolutions with very few filters (an output layer to 1 or 3 channels)
    make GEMMs with one to four rows: unrolling the columns costs far more
-   than the arithmetic.  These go direct: each tap adds a scaled, shifted
-   input row to the output row (and back, for the gradients). */
+   than the arithmetic.  At stride 1 these go direct on zero-padded planes:
+   with the output as wide as the padded input (Wp = W_out + k - 1, the
+   extra k - 1 columns dropped afterwards), each tap is one long AXPY over
+   the whole plane. */
 enum { DIRECT_MAX_FILTERS = 4 };
 
-VAE_HOT static void direct_forward(const geometry *g, const float *w, const float *x, float *y)
+static int direct(const geometry *g) { return g->small_c <= DIRECT_MAX_FILTERS && g->stride == 1; }
+static int64_t padded_w(const geometry *g) { return g->small_w + g->k - 1; }
+static int64_t padded_plane(const geometry *g) { return (g->small_h + g->k - 1) * padded_w(g); }
+/* A padded image, plus one row of slack for the last tap's reads. */
+static int64_t padded_image(const geometry *g) { return g->large_c * padded_plane(g) + padded_w(g); }
+static int64_t direct_workspace(const geometry *g)
 {
-    int64_t p = positions(g);
-    memset(y, 0, (size_t)(g->small_c * p) * sizeof *y);
+    return 2 * padded_image(g) + g->small_c * g->small_h * padded_w(g);
+}
+
+/* The large-side image into its zero-padded copy, and (unpad_add) the
+   padded copy's interior added back into an image. */
+static void pad_image(const geometry *g, const float *image, float *padded)
+{
+    memset(padded, 0, (size_t)padded_image(g) * sizeof *padded);
+    for (int c = 0; c < g->large_c; c++)
+        for (int y = 0; y < g->large_h; y++)
+            memcpy(padded + c * padded_plane(g) + (y + g->pad_top) * padded_w(g) + g->pad_left,
+                   image + ((int64_t)c * g->large_h + y) * g->large_w,
+                   (size_t)g->large_w * sizeof *padded);
+}
+
+static void unpad_add(const geometry *g, const float *padded, float *image)
+{
+    for (int c = 0; c < g->large_c; c++)
+        for (int y = 0; y < g->large_h; y++) {
+            const float *src = padded + c * padded_plane(g) + (y + g->pad_top) * padded_w(g) + g->pad_left;
+            float *dst = image + ((int64_t)c * g->large_h + y) * g->large_w;
+            for (int x = 0; x < g->large_w; x++)
+                dst[x] += src[x];
+        }
+}
+
+/* The output (F, H, W) as wide rows (F, H, Wp), extra columns zero, and back. */
+static void widen(const geometry *g, const float *narrow, float *wide)
+{
+    int64_t wp = padded_w(g);
+    for (int64_t r = 0; r < (int64_t)g->small_c * g->small_h; r++)
+        for (int64_t x = 0; x < wp; x++)
+            wide[r * wp + x] = x < g->small_w ? narrow[r * g->small_w + x] : 0.0f;
+}
+
+static void narrow_rows(const geometry *g, const float *wide, float *narrow)
+{
+    for (int64_t r = 0; r < (int64_t)g->small_c * g->small_h; r++)
+        memcpy(narrow + r * g->small_w, wide + r * padded_w(g), (size_t)g->small_w * sizeof *narrow);
+}
+
+/* Offset of tap (c, ky, kx) in the padded image. */
+static int64_t tap_offset(const geometry *g, int c, int ky, int kx)
+{
+    return c * padded_plane(g) + ky * padded_w(g) + kx;
+}
+
+VAE_HOT static void axpy(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+VAE_HOT static float dot(const float *a, const float *b, int64_t n)
+{
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++)
+        sum += a[i] * b[i];
+    return sum;
+}
+
+static void direct_forward(const geometry *g, const float *w, const float *x, float *y, float *work)
+{
+    float *xp = work, *yw = work + 2 * padded_image(g);
+    int64_t n = g->small_h * padded_w(g);
+    pad_image(g, x, xp);
+    memset(yw, 0, (size_t)(g->small_c * n) * sizeof *yw);
     for (int f = 0; f < g->small_c; f++)
         for (int c = 0; c < g->large_c; c++)
             for (int ky = 0; ky < g->k; ky++)
-                for (int kx = 0; kx < g->k; kx++) {
-                    float wt = w[(int64_t)f * taps(g) + (c * g->k + ky) * g->k + kx];
-                    int lo, hi;
-                    valid_columns(g, kx, &lo, &hi);
-                    for (int oy = 0; oy < g->small_h; oy++) {
-                        int iy = oy * g->stride + ky - g->pad_top;
-                        const float *src;
-                        float *dst = y + f * p + (int64_t)oy * g->small_w;
-                        if (iy < 0 || iy >= g->large_h)
-                            continue;
-                        src = x + ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
-                        if (g->stride == 1)
-                            for (int ox = lo; ox < hi; ox++)
-                                dst[ox] += wt * src[ox];
-                        else
-                            for (int ox = lo; ox < hi; ox++)
-                                dst[ox] += wt * src[ox * g->stride];
-                    }
-                }
+                for (int kx = 0; kx < g->k; kx++)
+                    axpy(yw + f * n, w[(int64_t)f * taps(g) + (c * g->k + ky) * g->k + kx],
+                         xp + tap_offset(g, c, ky, kx), n);
+    narrow_rows(g, yw, y);
 }
 
-/* dw[f, tap] += sum of dy * shifted x;  dx += w * dy shifted back */
-VAE_HOT static void direct_backward(const geometry *g, const float *w, const float *x, const float *dy,
-                            float *dw, float *dx)
+/* dw[f, tap] += dy . shifted x;  dx += w * dy shifted back */
+static void direct_backward(const geometry *g, const float *w, const float *x, const float *dy,
+                            float *dw, float *dx, float *work)
 {
-    int64_t p = positions(g);
+    float *xp = work, *dxp = work + padded_image(g), *dyw = work + 2 * padded_image(g);
+    int64_t n = g->small_h * padded_w(g);
+    pad_image(g, x, xp);
+    widen(g, dy, dyw);
+    if (dx)
+        memset(dxp, 0, (size_t)padded_image(g) * sizeof *dxp);
     for (int f = 0; f < g->small_c; f++)
         for (int c = 0; c < g->large_c; c++)
             for (int ky = 0; ky < g->k; ky++)
                 for (int kx = 0; kx < g->k; kx++) {
                     int64_t t = (int64_t)f * taps(g) + (c * g->k + ky) * g->k + kx;
-                    float wt = w[t], sum = 0.0f;
-                    int lo, hi;
-                    valid_columns(g, kx, &lo, &hi);
-                    for (int oy = 0; oy < g->small_h; oy++) {
-                        int iy = oy * g->stride + ky - g->pad_top;
-                        int64_t in_at = ((int64_t)c * g->large_h + iy) * g->large_w + kx - g->pad_left;
-                        const float *d = dy + f * p + (int64_t)oy * g->small_w;
-                        if (iy < 0 || iy >= g->large_h)
-                            continue;
-                        if (dw && g->stride == 1) {
-                            const float *xr = x + in_at;
-#pragma omp simd reduction(+ : sum)
-                            for (int ox = lo; ox < hi; ox++)
-                                sum += d[ox] * xr[ox];
-                        } else if (dw) {
-                            for (int ox = lo; ox < hi; ox++)
-                                sum += d[ox] * x[in_at + ox * g->stride];
-                        }
-                        if (dx && g->stride == 1) {
-                            float *dxr = dx + in_at;
-                            for (int ox = lo; ox < hi; ox++)
-                                dxr[ox] += wt * d[ox];
-                        } else if (dx) {
-                            for (int ox = lo; ox < hi; ox++)
-                                dx[in_at + ox * g->stride] += wt * d[ox];
-                        }
-                    }
                     if (dw)
-                        dw[t] += sum;
+                        dw[t] += dot(dyw + f * n, xp + tap_offset(g, c, ky, kx), n);
+                    if (dx)
+                        axpy(dxp + tap_offset(g, c, ky, kx), w[t], dyw + f * n, n);
                 }
+    if (dx)
+        unpad_add(g, dxp, dx);
 }
 
 /* Per chunk of n images: Y (F, nP) = W (F, T) cols (T, nP), then to NCHW. */
@@ -269,9 +314,10 @@ static void conv_forward(const node *nodes, int id, exec_ctx *c)
     geometry g = geometry_of(nodes, id);
     int step = chunk_images(&g, c->rows);
     int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
-    if (g.small_c <= DIRECT_MAX_FILTERS) {
+    if (direct(&g)) {
         for (int b = 0; b < c->rows; b++)
-            direct_forward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size, c->val[id] + b * n->size);
+            direct_forward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size,
+                           c->val[id] + b * n->size, c->work);
         return;
     }
     for (int b = 0; b < c->rows; b += step) {
@@ -291,11 +337,11 @@ static void conv_backward(const node *nodes, int id, exec_ctx *c)
     int step = chunk_images(&g, c->rows);
     int64_t p = positions(&g), in_size = nodes[n->in[0]].size;
     float beta, *dw, *dx = vae__grad_acc(c, nodes, n->in[0]);
-    if (g.small_c <= DIRECT_MAX_FILTERS) {
+    if (direct(&g)) {
         dw = vae__grad_acc(c, nodes, n->in[1]);
         for (int b = 0; b < c->rows; b++)
             direct_backward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size,
-                            c->grad[id] + b * n->size, dw, dx ? dx + b * in_size : NULL);
+                            c->grad[id] + b * n->size, dw, dx ? dx + b * in_size : NULL, c->work);
         return;
     }
     dw = vae__grad_beta(c, nodes, n->in[1], &beta);
