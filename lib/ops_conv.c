@@ -135,12 +135,16 @@ static int chunk_images(const geometry *g, int rows)
 
 static int64_t direct_workspace(const geometry *g);
 static int direct(const geometry *g);
+static int wide(const geometry *g);
+static int64_t wide_workspace(const geometry *g, int rows);
 
 static int64_t conv_workspace(const node *nodes, int id, int rows)
 {
     geometry g = geometry_of(nodes, id);
     if (nodes[id].op == OP_CONV2D && direct(&g))
         return direct_workspace(&g);
+    if (nodes[id].op == OP_CONV2D && wide(&g))
+        return wide_workspace(&g, rows);
     return (int64_t)chunk_images(&g, rows) * positions(&g) * (taps(&g) + g.small_c);
 }
 
@@ -307,6 +311,119 @@ static void direct_backward(const geometry *g, const float *w, const float *x, c
         unpad_add(g, dxp, dx);
 }
 
+/* Stride-1 convolutions unroll from zero-padded planes computed "wide":
+   output rows as wide as the padded input (Wp = W + k - 1, the extra
+   columns dropped), so each tap's columns are one contiguous slice of the
+   padded image (a memcpy instead of a loop per output row) and folding
+   back is one AXPY per tap.  The GEMMs grow by Wp / W (16/14 on 14x14). */
+static int wide(const geometry *g) { return g->stride == 1; }
+static int64_t wide_positions(const geometry *g) { return g->small_h * padded_w(g); }
+
+static int wide_chunk(const geometry *g, int rows)
+{
+    int64_t n = CHUNK_FLOATS / (wide_positions(g) * (taps(g) + g->small_c));
+    return (int)(n < 1 ? 1 : n > rows ? rows : n);
+}
+
+static int64_t wide_workspace(const geometry *g, int rows)
+{
+    return (int64_t)wide_chunk(g, rows) * wide_positions(g) * (taps(g) + g->small_c) +
+           padded_image(g);
+}
+
+/* cols (T, n Pw): image b's tap t is the slice of its padded copy at t. */
+static void wide_unroll(const geometry *g, const float *images, int n, float *cols, float *padded)
+{
+    int64_t pw = wide_positions(g), image = (int64_t)g->large_c * g->large_h * g->large_w;
+    for (int b = 0; b < n; b++) {
+        pad_image(g, images + b * image, padded);
+        for (int c = 0; c < g->large_c; c++)
+            for (int ky = 0; ky < g->k; ky++)
+                for (int kx = 0; kx < g->k; kx++) {
+                    int64_t t = ((int64_t)c * g->k + ky) * g->k + kx;
+                    memcpy(cols + t * n * pw + b * pw, padded + tap_offset(g, c, ky, kx),
+                           (size_t)pw * sizeof *cols);
+                }
+    }
+}
+
+/* images += the columns folded back through the padded planes */
+static void wide_fold(const geometry *g, const float *cols, int n, float *images, float *padded)
+{
+    int64_t pw = wide_positions(g), image = (int64_t)g->large_c * g->large_h * g->large_w;
+    for (int b = 0; b < n; b++) {
+        memset(padded, 0, (size_t)padded_image(g) * sizeof *padded);
+        for (int c = 0; c < g->large_c; c++)
+            for (int ky = 0; ky < g->k; ky++)
+                for (int kx = 0; kx < g->k; kx++) {
+                    int64_t t = ((int64_t)c * g->k + ky) * g->k + kx;
+                    axpy(padded + tap_offset(g, c, ky, kx), 1.0f, cols + t * n * pw + b * pw, pw);
+                }
+        unpad_add(g, padded, images + b * image);
+    }
+}
+
+/* (F, H, W) images <-> a wide (F, n Pw) matrix (extra columns zero) */
+static void wide_gather(const geometry *g, const float *images, int n, float *mat)
+{
+    int64_t pw = wide_positions(g), wp = padded_w(g);
+    for (int b = 0; b < n; b++)
+        for (int f = 0; f < g->small_c; f++)
+            for (int y = 0; y < g->small_h; y++) {
+                const float *src = images + (((int64_t)b * g->small_c + f) * g->small_h + y) * g->small_w;
+                float *dst = mat + f * n * pw + b * pw + y * wp;
+                memcpy(dst, src, (size_t)g->small_w * sizeof *dst);
+                memset(dst + g->small_w, 0, (size_t)(wp - g->small_w) * sizeof *dst);
+            }
+}
+
+static void wide_scatter(const geometry *g, const float *mat, int n, float *images)
+{
+    int64_t pw = wide_positions(g), wp = padded_w(g);
+    for (int b = 0; b < n; b++)
+        for (int f = 0; f < g->small_c; f++)
+            for (int y = 0; y < g->small_h; y++)
+                memcpy(images + (((int64_t)b * g->small_c + f) * g->small_h + y) * g->small_w,
+                       mat + f * n * pw + b * pw + y * wp, (size_t)g->small_w * sizeof *images);
+}
+
+static void wide_forward(const geometry *g, const float *w, const float *x, int rows, float *y,
+                         float *work)
+{
+    int step = wide_chunk(g, rows);
+    int64_t pw = wide_positions(g), in = (int64_t)g->large_c * g->large_h * g->large_w;
+    int64_t out = positions(g) * g->small_c;
+    for (int b = 0; b < rows; b += step) {
+        int k = rows - b < step ? rows - b : step;
+        float *cols = work, *mat = work + taps(g) * k * pw, *padded = mat + g->small_c * k * pw;
+        wide_unroll(g, x + b * in, k, cols, padded);
+        gemm(0, 0, g->small_c, (int)(k * pw), (int)taps(g), w, cols, 0.0f, mat);
+        wide_scatter(g, mat, k, y + b * out);
+    }
+}
+
+static void wide_backward(const geometry *g, const float *w, const float *x, const float *dy,
+                          int rows, float *dw, float beta, float *dx, float *work)
+{
+    int step = wide_chunk(g, rows);
+    int64_t pw = wide_positions(g), in = (int64_t)g->large_c * g->large_h * g->large_w;
+    int64_t out = positions(g) * g->small_c;
+    for (int b = 0; b < rows; b += step) {
+        int k = rows - b < step ? rows - b : step;
+        float *cols = work, *mat = work + taps(g) * k * pw, *padded = mat + g->small_c * k * pw;
+        wide_gather(g, dy + b * out, k, mat);
+        if (dw) {
+            wide_unroll(g, x + b * in, k, cols, padded);
+            gemm(0, 1, g->small_c, (int)taps(g), (int)(k * pw), mat, cols, beta, dw);
+            beta = 1.0f;
+        }
+        if (dx) {
+            gemm(1, 0, (int)taps(g), (int)(k * pw), g->small_c, w, mat, 0.0f, cols);
+            wide_fold(g, cols, k, dx + b * in, padded);
+        }
+    }
+}
+
 /* Per chunk of n images: Y (F, nP) = W (F, T) cols (T, nP), then to NCHW. */
 static void conv_forward(const node *nodes, int id, exec_ctx *c)
 {
@@ -318,6 +435,10 @@ static void conv_forward(const node *nodes, int id, exec_ctx *c)
         for (int b = 0; b < c->rows; b++)
             direct_forward(&g, c->val[n->in[1]], c->val[n->in[0]] + b * in_size,
                            c->val[id] + b * n->size, c->work);
+        return;
+    }
+    if (wide(&g)) {
+        wide_forward(&g, c->val[n->in[1]], c->val[n->in[0]], c->rows, c->val[id], c->work);
         return;
     }
     for (int b = 0; b < c->rows; b += step) {
@@ -345,6 +466,11 @@ static void conv_backward(const node *nodes, int id, exec_ctx *c)
         return;
     }
     dw = vae__grad_beta(c, nodes, n->in[1], &beta);
+    if (wide(&g)) {
+        wide_backward(&g, c->val[n->in[1]], c->val[n->in[0]], c->grad[id], c->rows, dw, beta, dx,
+                      c->work);
+        return;
+    }
     for (int b = 0; b < c->rows; b += step) {
         int k = c->rows - b < step ? c->rows - b : step;
         float *cols = c->work, *dy = c->work + taps(&g) * k * p;
