@@ -224,6 +224,13 @@ float *vae__grad_acc(exec_ctx *c, const node *nodes, int id)
     return g;
 }
 
+float *vae__grad_out(exec_ctx *c, int id, int *add)
+{
+    *add = !c->fresh[id];
+    c->fresh[id] = 0;
+    return c->grad[id];
+}
+
 float *vae__grad_beta(exec_ctx *c, const node *nodes, int id, float *beta)
 {
     (void)nodes;

@@ -105,6 +105,10 @@ static inline int64_t node_count(const node *n, const exec_ctx *c)
 float *vae__grad_acc(exec_ctx *c, const node *nodes, int id);
 /* The same for GEMM outputs: instead of zeroing, sets *beta to 0 (overwrite)
    or 1 (accumulate). */
+/* The same for element-wise ops: *add is 0 when the op should assign (the
+   first contribution this pass) and 1 when it should add, which saves a
+   pass that zeroes the buffer. */
+float *vae__grad_out(exec_ctx *c, int id, int *add);
 float *vae__grad_beta(exec_ctx *c, const node *nodes, int id, float *beta);
 
 /* ---- building (graph.c) ---- */

@@ -15,13 +15,17 @@
 #define ACTIVATION_GRAD_LOOP(expr_dydx)                      \
     const float *x = c->val[nodes[id].in[0]];                \
     const float *y = c->val[id], *dy = c->grad[id];          \
-    float *dx = vae__grad_acc(c, nodes, nodes[id].in[0]);    \
+    int add;                                                 \
+    float *dx = vae__grad_out(c, nodes[id].in[0], &add);     \
     int64_t count = node_count(&nodes[id], c);               \
     (void)x;                                                 \
     (void)y;                                                 \
-    if (dx)                                                  \
+    if (dx && add)                                           \
         for (int64_t i = 0; i < count; i++)                  \
-            dx[i] += dy[i] * (expr_dydx);
+            dx[i] += dy[i] * (expr_dydx);                    \
+    else if (dx)                                             \
+        for (int64_t i = 0; i < count; i++)                  \
+            dx[i] = dy[i] * (expr_dydx);
 
 VAE_HOT static void relu_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_select(v > 0.0f, v, 0.0f)) }
 VAE_HOT static void relu_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(fm_select(y[i] > 0.0f, 1.0f, 0.0f)) }

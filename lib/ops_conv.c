@@ -536,12 +536,15 @@ static void reshape_forward(const node *nodes, int id, exec_ctx *c)
 
 static void reshape_backward(const node *nodes, int id, exec_ctx *c)
 {
-    float *dx = vae__grad_acc(c, nodes, nodes[id].in[0]);
+    int add;
+    float *dx = vae__grad_out(c, nodes[id].in[0], &add);
     const float *dy = c->grad[id];
     int64_t count = node_count(&nodes[id], c);
-    if (dx)
+    if (dx && add)
         for (int64_t i = 0; i < count; i++)
             dx[i] += dy[i];
+    else if (dx)
+        memcpy(dx, dy, (size_t)count * sizeof *dx);
 }
 
 const op_def vae__op_conv2d = {"conv2d", 2, conv_forward, conv_backward, conv_workspace};

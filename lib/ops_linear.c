@@ -2,6 +2,7 @@
 #include "graph.h"
 
 #include <cblas.h>
+#include <string.h>
 
 /* y (B,N) = x (B,K) w (K,N) */
 static void matmul_forward(const node *nodes, int id, exec_ctx *c)
@@ -78,10 +79,13 @@ VAE_HOT static void bias_backward(const node *nodes, int id, exec_ctx *c)
     const node *n = &nodes[id];
     const float *dy = c->grad[id];
     int64_t run = bias_run(nodes, id), nb = nodes[n->in[1]].size, count = c->rows * n->size;
-    float *dx = vae__grad_acc(c, nodes, n->in[0]), *db = vae__grad_acc(c, nodes, n->in[1]);
-    if (dx)
+    int add;
+    float *dx = vae__grad_out(c, n->in[0], &add), *db = vae__grad_acc(c, nodes, n->in[1]);
+    if (dx && add)
         for (int64_t i = 0; i < count; i++)
             dx[i] += dy[i];
+    else if (dx)
+        memcpy(dx, dy, (size_t)count * sizeof *dx);
     if (db && run == 1)
         for (int r = 0; r < c->rows; r++) {
             const float *dyr = dy + r * nb;
