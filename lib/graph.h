@@ -128,6 +128,14 @@ vae_status vae__graph_add_like(vae_graph *g, int op, int x, int n_in, const int 
                                int *out);
 /* Adds a batched node of one element per row. */
 vae_status vae__graph_add_per_row(vae_graph *g, int op, int n_in, const int *in, int *out);
+/* Conv2D (or its transpose) with an optional bias node b (-1: none) and an
+   activation folded in (ops_conv.c); the public builders pass -1, NONE. */
+vae_status vae__op_conv(vae_graph *g, int transposed, int x, int w, int b, int kernel, int stride,
+                        vae_padding padding, vae_activation act, int *out);
+/* Activations over arrays (ops_activation.c), shared with fused ops. */
+void vae__activate(vae_activation act, float slope, const float *x, float *y, int64_t n);
+void vae__activation_grad(vae_activation act, float slope, const float *y, const float *dy,
+                          float *dx, int64_t n, int add);
 /* The Gaussian log-density node with every operand optional (ops_probability.c). */
 vae_status vae__op_gaussian(vae_graph *g, int x, int mean, int logvar, float logvar_const, int *out);
 /* Fails unless node id is batched with row size `size` (size 0: any). */

@@ -190,7 +190,7 @@ static vae_status build_conv_layer(vae_graph *g, int transposed, int x, int filt
 {
     const char *what = transposed ? "vae_layer_conv2d_transpose" : "vae_layer_conv2d";
     char buf[256];
-    int w, b, conv, biased, dims[2], channels;
+    int w, b, dims[2], channels;
     VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
     if (g->nodes[x].ndim != 3)
         return vae__fail(VAE_ERR_SHAPE, "%s: input node %d must have (C, H, W) rows", what, x);
@@ -216,12 +216,7 @@ static vae_status build_conv_layer(vae_graph *g, int transposed, int x, int filt
         VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "w"), 2, dims, scale, &w));
         VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "b"), 1, &filters, scale, &b));
     }
-    if (transposed)
-        VAE_TRY(vae_op_conv2d_transpose(g, x, w, kernel, stride, padding, &conv));
-    else
-        VAE_TRY(vae_op_conv2d(g, x, w, kernel, stride, padding, &conv));
-    VAE_TRY(vae_op_bias(g, conv, b, &biased));
-    return vae_op_activation(g, biased, act, out);
+    return vae__op_conv(g, transposed, x, w, b, kernel, stride, padding, act, out);
 }
 
 VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel, int stride,

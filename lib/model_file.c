@@ -360,10 +360,9 @@ static vae_status replay(vae_graph *g, const stored_node *sn, int *out)
     case OP_MEAN: return vae_op_mean(g, in[0], out);
     case OP_BATCH_MEAN: return vae_op_batch_mean(g, in[0], out);
     case OP_CONV2D:
-        return vae_op_conv2d(g, in[0], in[1], n->iattr[0], n->iattr[1], (vae_padding)n->iattr[2], out);
     case OP_CONV2D_TRANSPOSE:
-        return vae_op_conv2d_transpose(g, in[0], in[1], n->iattr[0], n->iattr[1],
-                                       (vae_padding)n->iattr[2], out);
+        return vae__op_conv(g, n->op == OP_CONV2D_TRANSPOSE, in[0], in[1], in[2], n->iattr[0],
+                            n->iattr[1], (vae_padding)n->iattr[2], (vae_activation)n->iattr[3], out);
     case OP_RESHAPE: return vae_op_reshape(g, in[0], n->ndim, n->dims, out);
     }
     return vae__fail(VAE_ERR_FORMAT, "operation %d cannot be loaded", n->op);

@@ -1,61 +1,96 @@
-/* Activations.  Backward passes use the output y where they can, so the
-   input need not be kept. */
+/* Activations.  Backward passes use the output y, so the input need not
+   be kept; convolutions apply the same functions to their outputs. */
 #include "graph.h"
 #include "fastmath.h"
 
-#define ACTIVATION_LOOP(expr_y)                              \
-    const float *x = c->val[nodes[id].in[0]];                \
-    float *y = c->val[id];                                   \
-    int64_t count = node_count(&nodes[id], c);               \
-    for (int64_t i = 0; i < count; i++) {                    \
-        float v = x[i];                                      \
-        y[i] = (expr_y);                                     \
+/* y = act(x) over n values (y may be x). */
+VAE_HOT void vae__activate(vae_activation act, float slope, const float *x, float *y, int64_t n)
+{
+    switch (act) {
+    case VAE_ACT_NONE:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i];
+        break;
+    case VAE_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fm_select(x[i] > 0.0f, x[i], 0.0f);
+        break;
+    case VAE_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fm_select(x[i] > 0.0f, x[i], slope * x[i]);
+        break;
+    case VAE_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fm_tanh(x[i]);
+        break;
+    case VAE_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fm_sigmoid(x[i]);
+        break;
+    case VAE_ACT_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fm_softplus(x[i]);
+        break;
     }
-
-#define ACTIVATION_GRAD_LOOP(expr_dydx)                      \
-    const float *x = c->val[nodes[id].in[0]];                \
-    const float *y = c->val[id], *dy = c->grad[id];          \
-    int add;                                                 \
-    float *dx = vae__grad_out(c, nodes[id].in[0], &add);     \
-    int64_t count = node_count(&nodes[id], c);               \
-    (void)x;                                                 \
-    (void)y;                                                 \
-    if (dx && add)                                           \
-        for (int64_t i = 0; i < count; i++)                  \
-            dx[i] += dy[i] * (expr_dydx);                    \
-    else if (dx)                                             \
-        for (int64_t i = 0; i < count; i++)                  \
-            dx[i] = dy[i] * (expr_dydx);
-
-VAE_HOT static void relu_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_select(v > 0.0f, v, 0.0f)) }
-VAE_HOT static void relu_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(fm_select(y[i] > 0.0f, 1.0f, 0.0f)) }
-
-VAE_HOT static void leaky_relu_forward(const node *nodes, int id, exec_ctx *c)
-{
-    float slope = nodes[id].fattr[0];
-    ACTIVATION_LOOP(fm_select(v > 0.0f, v, slope * v))
-}
-VAE_HOT static void leaky_relu_backward(const node *nodes, int id, exec_ctx *c)
-{
-    float slope = nodes[id].fattr[0];
-    ACTIVATION_GRAD_LOOP(fm_select(x[i] > 0.0f, 1.0f, slope))
 }
 
-VAE_HOT static void tanh_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_tanh(v)) }
-VAE_HOT static void tanh_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - y[i] * y[i]) }
+/* The derivative of each activation from its output y: relu and leaky
+   relu from the sign of y (that of x, for slopes >= 0), tanh 1 - y^2,
+   sigmoid y (1 - y), softplus 1 - exp(-y) (= sigmoid(x)). */
+#define GRAD_LOOP(expr)                                  \
+    if (add)                                             \
+        for (int64_t i = 0; i < n; i++)                  \
+            dx[i] += dy[i] * (expr);                     \
+    else                                                 \
+        for (int64_t i = 0; i < n; i++)                  \
+            dx[i] = dy[i] * (expr);
 
-VAE_HOT static void sigmoid_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_sigmoid(v)) }
-VAE_HOT static void sigmoid_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(y[i] * (1.0f - y[i])) }
+/* dx (+)= dy act'(x), computed from y = act(x); dx may be dy. */
+VAE_HOT void vae__activation_grad(vae_activation act, float slope, const float *y, const float *dy,
+                                  float *dx, int64_t n, int add)
+{
+    switch (act) {
+    case VAE_ACT_NONE: GRAD_LOOP(1.0f) break;
+    case VAE_ACT_RELU: GRAD_LOOP(fm_select(y[i] > 0.0f, 1.0f, 0.0f)) break;
+    case VAE_ACT_LEAKY_RELU: GRAD_LOOP(fm_select(y[i] > 0.0f, 1.0f, slope)) break;
+    case VAE_ACT_TANH: GRAD_LOOP(1.0f - y[i] * y[i]) break;
+    case VAE_ACT_SIGMOID: GRAD_LOOP(y[i] * (1.0f - y[i])) break;
+    case VAE_ACT_SOFTPLUS: GRAD_LOOP(1.0f - fm_exp(-y[i])) break;
+    }
+}
 
-VAE_HOT static void softplus_forward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_LOOP(fm_softplus(v)) }
-/* d softplus(x)/dx = sigmoid(x) = 1 - exp(-y) */
-VAE_HOT static void softplus_backward(const node *nodes, int id, exec_ctx *c) { ACTIVATION_GRAD_LOOP(1.0f - fm_exp(-y[i])) }
+static vae_activation activation_of(int op)
+{
+    switch (op) {
+    case OP_RELU: return VAE_ACT_RELU;
+    case OP_LEAKY_RELU: return VAE_ACT_LEAKY_RELU;
+    case OP_TANH: return VAE_ACT_TANH;
+    case OP_SIGMOID: return VAE_ACT_SIGMOID;
+    default: return VAE_ACT_SOFTPLUS;
+    }
+}
 
-const op_def vae__op_relu = {"relu", 1, relu_forward, relu_backward};
-const op_def vae__op_leaky_relu = {"leaky_relu", 1, leaky_relu_forward, leaky_relu_backward};
-const op_def vae__op_tanh = {"tanh", 1, tanh_forward, tanh_backward};
-const op_def vae__op_sigmoid = {"sigmoid", 1, sigmoid_forward, sigmoid_backward};
-const op_def vae__op_softplus = {"softplus", 1, softplus_forward, softplus_backward};
+static void activation_forward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    vae__activate(activation_of(n->op), n->fattr[0], c->val[n->in[0]], c->val[id], node_count(n, c));
+}
+
+static void activation_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    int add;
+    float *dx = vae__grad_out(c, n->in[0], &add);
+    if (dx)
+        vae__activation_grad(activation_of(n->op), n->fattr[0], c->val[id], c->grad[id], dx,
+                             node_count(n, c), add);
+}
+
+const op_def vae__op_relu = {"relu", 1, activation_forward, activation_backward};
+const op_def vae__op_leaky_relu = {"leaky_relu", 1, activation_forward, activation_backward};
+const op_def vae__op_tanh = {"tanh", 1, activation_forward, activation_backward};
+const op_def vae__op_sigmoid = {"sigmoid", 1, activation_forward, activation_backward};
+const op_def vae__op_softplus = {"softplus", 1, activation_forward, activation_backward};
 
 static vae_status add_activation(vae_graph *g, int op, int x, float slope, int *out)
 {

@@ -13,7 +13,7 @@
 #include <cblas.h>
 #include <string.h>
 
-enum { ATTR_KERNEL, ATTR_STRIDE, ATTR_PADDING };
+enum { ATTR_KERNEL, ATTR_STRIDE, ATTR_PADDING, ATTR_ACTIVATION };
 
 typedef struct geometry {
     int large_c, large_h, large_w; /* channels and size of the large side */
@@ -424,8 +424,49 @@ static void wide_backward(const geometry *g, const float *w, const float *x, con
     }
 }
 
+/* Convolution layers fold their bias and activation into the op:
+   y = act(conv + b), applied to each output plane while it is in cache,
+   and in backward dy is turned into the pre-activation gradient in place
+   (the op owns its gradient buffer) before the bias gradient is summed. */
+static void bias_activate(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    const float *b = n->in[2] >= 0 ? c->val[n->in[2]] : NULL;
+    int64_t plane = (int64_t)n->dims[1] * n->dims[2];
+    for (int64_t r = 0; r < (int64_t)c->rows * n->dims[0]; r++) {
+        float *y = c->val[id] + r * plane;
+        if (b) {
+            float br = b[r % n->dims[0]];
+            for (int64_t i = 0; i < plane; i++)
+                y[i] += br;
+        }
+        if (n->iattr[ATTR_ACTIVATION] != VAE_ACT_NONE)
+            vae__activate((vae_activation)n->iattr[ATTR_ACTIVATION], n->fattr[0], y, y, plane);
+    }
+}
+
+static void bias_activate_backward(const node *nodes, int id, exec_ctx *c)
+{
+    const node *n = &nodes[id];
+    float *db = n->in[2] >= 0 ? vae__grad_acc(c, nodes, n->in[2]) : NULL;
+    int64_t plane = (int64_t)n->dims[1] * n->dims[2];
+    for (int64_t r = 0; r < (int64_t)c->rows * n->dims[0]; r++) {
+        float *dy = c->grad[id] + r * plane;
+        if (n->iattr[ATTR_ACTIVATION] != VAE_ACT_NONE)
+            vae__activation_grad((vae_activation)n->iattr[ATTR_ACTIVATION], n->fattr[0],
+                                 c->val[id] + r * plane, dy, dy, plane, 0);
+        if (db) {
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t i = 0; i < plane; i++)
+                sum += dy[i];
+            db[r % n->dims[0]] += sum;
+        }
+    }
+}
+
 /* Per chunk of n images: Y (F, nP) = W (F, T) cols (T, nP), then to NCHW. */
-static void conv_forward(const node *nodes, int id, exec_ctx *c)
+static void conv_forward_linear(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
@@ -451,7 +492,7 @@ static void conv_forward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* dW (F, T) += dY (F, nP) cols^T;  dx += fold(W^T dY) */
-static void conv_backward(const node *nodes, int id, exec_ctx *c)
+static void conv_backward_linear(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
@@ -488,7 +529,7 @@ static void conv_backward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* Per chunk: cols (T, nP) = W^T (T, C) X (C, nP), folded into the output. */
-static void transpose_forward(const node *nodes, int id, exec_ctx *c)
+static void transpose_forward_linear(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
@@ -505,7 +546,7 @@ static void transpose_forward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* cols = unroll(dy);  dx += W (C, T) cols;  dW (C, T) += X (C, nP) cols^T */
-static void transpose_backward(const node *nodes, int id, exec_ctx *c)
+static void transpose_backward_linear(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id];
     geometry g = geometry_of(nodes, id);
@@ -529,6 +570,30 @@ static void transpose_backward(const node *nodes, int id, exec_ctx *c)
     }
 }
 
+static void conv_forward(const node *nodes, int id, exec_ctx *c)
+{
+    conv_forward_linear(nodes, id, c);
+    bias_activate(nodes, id, c);
+}
+
+static void conv_backward(const node *nodes, int id, exec_ctx *c)
+{
+    bias_activate_backward(nodes, id, c);
+    conv_backward_linear(nodes, id, c);
+}
+
+static void transpose_forward(const node *nodes, int id, exec_ctx *c)
+{
+    transpose_forward_linear(nodes, id, c);
+    bias_activate(nodes, id, c);
+}
+
+static void transpose_backward(const node *nodes, int id, exec_ctx *c)
+{
+    bias_activate_backward(nodes, id, c);
+    transpose_backward_linear(nodes, id, c);
+}
+
 static void reshape_forward(const node *nodes, int id, exec_ctx *c)
 {
     memcpy(c->val[id], c->val[nodes[id].in[0]], (size_t)node_count(&nodes[id], c) * sizeof(float));
@@ -547,8 +612,8 @@ static void reshape_backward(const node *nodes, int id, exec_ctx *c)
         memcpy(dx, dy, (size_t)count * sizeof *dx);
 }
 
-const op_def vae__op_conv2d = {"conv2d", 2, conv_forward, conv_backward, conv_workspace};
-const op_def vae__op_conv2d_transpose = {"conv2d_transpose", 2, transpose_forward,
+const op_def vae__op_conv2d = {"conv2d", 3, conv_forward, conv_backward, conv_workspace};
+const op_def vae__op_conv2d_transpose = {"conv2d_transpose", 3, transpose_forward,
                                          transpose_backward, conv_workspace};
 const op_def vae__op_reshape = {"reshape", 1, reshape_forward, reshape_backward, NULL};
 
@@ -564,14 +629,15 @@ static int64_t output_size(int in, int k, int stride, vae_padding padding, int t
     return in >= k ? (in - k) / stride + 1 : 0;
 }
 
-static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int stride,
-                           vae_padding padding, int *out)
+vae_status vae__op_conv(vae_graph *g, int transposed, int x, int w, int b, int kernel, int stride,
+                        vae_padding padding, vae_activation act, int *out)
 {
+    int op = transposed ? OP_CONV2D_TRANSPOSE : OP_CONV2D;
     const char *what = vae__ops[op]->name;
-    int transposed = op == OP_CONV2D_TRANSPOSE, filters, id;
+    int filters, id;
     int64_t oh, ow;
     const node *xn, *wn;
-    node n = {.op = op, .n_in = 2, .in = {x, w, -1, -1}, .batched = 1, .ndim = 3};
+    node n = {.op = op, .n_in = 3, .in = {x, w, b, -1}, .batched = 1, .ndim = 3};
     VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
     VAE_TRY(vae__graph_check_node(g, w, what));
     if (!out)
@@ -592,6 +658,16 @@ static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int s
                          "for %d input channels and kernel %d", what, w,
                          transposed ? "C, F*k*k" : "F, C*k*k", xn->dims[0], kernel);
     filters = transposed ? wn->dims[1] / (kernel * kernel) : wn->dims[0];
+    if ((int)act < VAE_ACT_NONE || act > VAE_ACT_SOFTPLUS)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown activation %d", what, (int)act);
+    if (b >= 0) {
+        VAE_TRY(vae__graph_check_node(g, b, what));
+        if (g->nodes[b].batched || g->nodes[b].size != filters)
+            return vae__fail(VAE_ERR_SHAPE, "%s: bias node %d must be unbatched with %d values",
+                             what, b, filters);
+    }
+    if (b < -1)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: bias node %d does not exist", what, b);
     n.dims[0] = filters;
     oh = output_size(xn->dims[1], kernel, stride, padding, transposed);
     ow = output_size(xn->dims[2], kernel, stride, padding, transposed);
@@ -608,6 +684,8 @@ static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int s
     g->nodes[id].iattr[ATTR_KERNEL] = kernel;
     g->nodes[id].iattr[ATTR_STRIDE] = stride;
     g->nodes[id].iattr[ATTR_PADDING] = (int)padding;
+    g->nodes[id].iattr[ATTR_ACTIVATION] = (int)act;
+    g->nodes[id].fattr[0] = act == VAE_ACT_LEAKY_RELU ? 0.01f : 0.0f;
     *out = id;
     return VAE_OK;
 }
@@ -615,13 +693,13 @@ static vae_status add_conv(vae_graph *g, int op, int x, int w, int kernel, int s
 VAE_API vae_status vae_op_conv2d(vae_graph *g, int x, int w, int kernel, int stride,
                                  vae_padding padding, int *out)
 {
-    return add_conv(g, OP_CONV2D, x, w, kernel, stride, padding, out);
+    return vae__op_conv(g, 0, x, w, -1, kernel, stride, padding, VAE_ACT_NONE, out);
 }
 
 VAE_API vae_status vae_op_conv2d_transpose(vae_graph *g, int x, int w, int kernel, int stride,
                                            vae_padding padding, int *out)
 {
-    return add_conv(g, OP_CONV2D_TRANSPOSE, x, w, kernel, stride, padding, out);
+    return vae__op_conv(g, 1, x, w, -1, kernel, stride, padding, VAE_ACT_NONE, out);
 }
 
 VAE_API vae_status vae_op_reshape(vae_graph *g, int x, int ndim, const int *dims, int *out)

@@ -440,7 +440,8 @@ END_TEST
    or -step run changes the sign of any ReLU input, and fails if it had to
    skip more than a quarter of them. */
 
-/* The inputs of the graph's ReLUs, and their values after the last run. */
+/* The inputs of the graph's ReLUs (for ReLUs fused into convolutions, the
+   outputs), and their values after the last run. */
 typedef struct kinks {
     int node[64], count;
     int64_t at[65]; /* where each node's rows start in saved */
@@ -452,13 +453,18 @@ static void kinks_find(kinks *k, vae_model *m, int rows)
     const vae_graph *g = m->g;
     k->count = 0;
     k->at[0] = 0;
-    for (int id = 0; id < g->n_nodes; id++)
-        if (g->nodes[id].op == OP_RELU || g->nodes[id].op == OP_LEAKY_RELU) {
-            ck_assert_int_lt(k->count, 64);
-            k->node[k->count] = g->nodes[id].in[0];
-            k->at[k->count + 1] = k->at[k->count] + rows * g->nodes[g->nodes[id].in[0]].size;
-            k->count++;
-        }
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        int fused = (n->op == OP_CONV2D || n->op == OP_CONV2D_TRANSPOSE) &&
+                    (n->iattr[3] == VAE_ACT_RELU || n->iattr[3] == VAE_ACT_LEAKY_RELU);
+        int watched = fused ? id : n->in[0]; /* a fused ReLU's output has its input's sign */
+        if (!fused && n->op != OP_RELU && n->op != OP_LEAKY_RELU)
+            continue;
+        ck_assert_int_lt(k->count, 64);
+        k->node[k->count] = watched;
+        k->at[k->count + 1] = k->at[k->count] + rows * g->nodes[watched].size;
+        k->count++;
+    }
     k->saved = malloc((size_t)(k->at[k->count] + 1) * sizeof *k->saved);
     for (int i = 0; i < k->count; i++)
         memcpy(k->saved + k->at[i], values(m, k->node[i]),
