@@ -122,9 +122,10 @@ VAE_HOT static void col2im(const geometry *g, const float *cols, int64_t ld, flo
 }
 
 /* Images are processed in chunks whose unrolled columns (taps x n*P) and
-   channel matrix (small_c x n*P) fit in about 8 MB: one large GEMM per
-   chunk instead of one small GEMM per image. */
-enum { CHUNK_FLOATS = 1 << 21 };
+   channel matrix (small_c x n*P) take about 1 MB: one GEMM per chunk
+   instead of one small GEMM per image, with the columns still in the L2
+   cache when the GEMM reads them (8 MB chunks ran 10% slower). */
+enum { CHUNK_FLOATS = 1 << 18 };
 
 static int chunk_images(const geometry *g, int rows)
 {
