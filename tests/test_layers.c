@@ -416,17 +416,11 @@ int main(void)
 {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_gaussian_mlp, 0, 4);
     tcase_add_loop_test(tc, test_bernoulli_mlp, 0, 2);
     tcase_add_loop_test(tc, test_vae_gradient, 0, 12);
     tcase_add_loop_test(tc, test_elbo_by_hand, 0, 6);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -137,8 +137,6 @@ int main(void)
 {
     Suite *s = suite_create("library");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_strerror);
     tcase_add_test(tc, test_last_error_names_the_problem);
@@ -147,9 +145,5 @@ int main(void)
     tcase_add_test(tc, test_tensor_round_trip);
     tcase_add_test(tc, test_tensor_limits);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

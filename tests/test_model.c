@@ -514,8 +514,6 @@ int main(void)
 {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_create_requires_roles);
     tcase_add_test(tc, test_shapes);
@@ -530,9 +528,5 @@ int main(void)
     tcase_add_test(tc, test_setters);
     tcase_add_test(tc, test_planned_bytes);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -728,8 +728,6 @@ int main(void)
 {
     Suite *s = suite_create("model_file");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_add_test(tc, test_round_trip);
@@ -745,9 +743,5 @@ int main(void)
     tcase_add_test(tc, test_doctored_training_state);
     tcase_add_test(tc, test_atomic_save);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -87,15 +87,9 @@ int main(void)
 {
     Suite *s = suite_create("ops_activation");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_activation, 0, 5);
     tcase_add_test(tc, test_extreme_inputs);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

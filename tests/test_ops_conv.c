@@ -1278,8 +1278,6 @@ int main(void)
 {
     Suite *s = suite_create("ops_conv");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_output_sizes);
     tcase_add_test(tc, test_output_sizes_keras);
@@ -1300,9 +1298,5 @@ int main(void)
     tcase_add_test(tc, test_conv_vae_threads);
     tcase_add_test(tc, test_conv_vae_save_load);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

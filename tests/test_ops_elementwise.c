@@ -180,17 +180,11 @@ int main(void)
 {
     Suite *s = suite_create("ops_elementwise");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_binary, 0, 4);
     tcase_add_test(tc, test_same_operand);
     tcase_add_loop_test(tc, test_scale, 0, 3);
     tcase_add_loop_test(tc, test_concat, 0, 3);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

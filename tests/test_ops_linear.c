@@ -282,8 +282,6 @@ int main(void)
 {
     Suite *s = suite_create("ops_linear");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_matmul_forward, 0, 3);
     tcase_add_loop_test(tc, test_matmul_gradient, 0, 3);
     tcase_add_test(tc, test_matmul_shared);
@@ -294,9 +292,5 @@ int main(void)
     tcase_add_test(tc, test_shape_errors);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

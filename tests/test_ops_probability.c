@@ -378,8 +378,6 @@ int main(void)
 {
     Suite *s = suite_create("ops_probability");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_sample_normal, 0, 3);
     tcase_add_loop_test(tc, test_bce_logits, 0, 3);
     tcase_add_loop_test(tc, test_bce_variable_target, 0, 2);
@@ -392,9 +390,5 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_absent_operand_ids);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

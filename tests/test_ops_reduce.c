@@ -161,16 +161,10 @@ int main(void)
 {
     Suite *s = suite_create("ops_reduce");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, test_rowsum, 0, 6);
     tcase_add_loop_test(tc, test_batch_mean, 0, 3);
     tcase_add_test(tc, test_batch_mean_threads);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

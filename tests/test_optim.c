@@ -342,8 +342,6 @@ int main(void)
 {
     Suite *s = suite_create("optim");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_add_test(tc, test_gradient_is_known);
     tcase_add_test(tc, test_sgd_momentum);
     tcase_add_test(tc, test_rmsprop);
@@ -355,9 +353,5 @@ int main(void)
     tcase_add_test(tc, test_set_rejects);
     tcase_add_test(tc, test_other_model);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

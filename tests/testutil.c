@@ -120,3 +120,13 @@ float tu_value(vae_model *m, int id, int r)
         t++;
     return m->workers[t].c.val[id][(int64_t)(r - m->workers[t].lo) * m->g->nodes[id].size];
 }
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -31,6 +31,9 @@ void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi);
 /* The value of per-row node `id` for row r after the last tu_objective. */
 float tu_value(vae_model *m, int id, int r);
 
+/* Runs the suite; the process's exit status: 0 if every test passed. */
+int tu_run(Suite *s);
+
 #define TU_CHECK_GRADIENT(m, x, rows)                                         \
     do {                                                                      \
         double tu_ratio_ = tu_gradcheck((m), (x), (rows), 1e-3);             \
