@@ -54,20 +54,7 @@ static vae_tensor *make_rows(int64_t n)
 /* 12 -> Dense(8, relu) -> mu, logvar (2) -> z -> Dense(8, relu) -> 12 logits. */
 static vae_model *make_vae(uint64_t seed)
 {
-    vae_graph *g = NULL;
-    vae_model *m = NULL;
-    int dims[1] = {IN}, x, h, mu, lv, z, logits, loss;
-    ck_assert_int_eq(vae_graph_create(&g, seed), VAE_OK);
-    ck_assert_int_eq(vae_graph_input(g, "x", 1, dims, &x), VAE_OK);
-    ck_assert_int_eq(vae_layer_dense(g, x, HIDDEN, VAE_ACT_RELU, "enc", &h), VAE_OK);
-    ck_assert_int_eq(vae_layer_gaussian_mlp(g, h, 0, VAE_ACT_NONE, LATENT, 0, "q", &mu, &lv, NULL),
-                     VAE_OK);
-    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z), VAE_OK);
-    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, HIDDEN, VAE_ACT_RELU, IN, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, VAE_LIKELIHOOD_BERNOULLI,
-                                    VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
-    ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
-    return m;
+    return tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, seed);
 }
 
 static vae_optimizer *make_adam(vae_model *m, double lr)

@@ -130,3 +130,21 @@ int tu_run(Suite *s)
     srunner_free(sr);
     return failed ? 1 : 0;
 }
+
+vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_act, uint64_t seed)
+{
+    vae_graph *g = NULL;
+    vae_model *m = NULL;
+    int x, h, mu, lv, z, logits, loss;
+    ck_assert_int_eq(vae_graph_create(&g, seed), VAE_OK);
+    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &x), VAE_OK);
+    ck_assert_int_eq(vae_layer_dense(g, x, hidden, VAE_ACT_RELU, "enc", &h), VAE_OK);
+    ck_assert_int_eq(vae_layer_gaussian_mlp(g, h, 0, VAE_ACT_NONE, latent, 0, "q", &mu, &lv, NULL),
+                     VAE_OK);
+    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z), VAE_OK);
+    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, hidden, decoder_act, in, "p", &logits), VAE_OK);
+    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, VAE_LIKELIHOOD_BERNOULLI,
+                                    VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
+    return m;
+}

@@ -31,6 +31,9 @@ void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi);
 /* The value of per-row node `id` for row r after the last tu_objective. */
 float tu_value(vae_model *m, int id, int r);
 
+/* A small Bernoulli VAE: in -> Dense(hidden, relu) "enc" -> heads "q"
+   (latent) -> sample -> Bernoulli MLP "p" (hidden, decoder_act) -> in logits. */
+vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_act, uint64_t seed);
 /* Runs the suite; the process's exit status: 0 if every test passed. */
 int tu_run(Suite *s);
 
