@@ -26,6 +26,12 @@ void tu_gradient(vae_model *m, const float *x, int rows, float *grad);
    over all parameters, as a ratio (<= 1 passes); central differences with
    the given step, computed in float. */
 double tu_gradcheck(vae_model *m, const float *x, int rows, double step);
+/* The same with a given absolute tolerance, skipping the parameters for
+   which skip(ctx, m), asked after each of the two runs, says the step went
+   somewhere the derivative does not hold (a ReLU kink); counts them. */
+typedef int (*tu_skip_fn)(void *ctx, vae_model *m);
+double tu_gradcheck_skipping(vae_model *m, const float *x, int rows, double step, double atol,
+                             tu_skip_fn skip, void *ctx, int64_t *skipped);
 /* Uniform values in [lo, hi) from a seed. */
 void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi);
 /* The value of per-row node `id` for row r after the last tu_objective. */
