@@ -189,6 +189,15 @@ static void expect_dims(const vae_graph *g, int y, int d0, int d1, int d2)
                   "node %d is (%d, %d, %d), expected (%d, %d, %d)", y, g->nodes[y].dims[0],
                   g->nodes[y].dims[1], g->nodes[y].dims[2], d0, d1, d2);
     ck_assert_int_eq(vae_graph_node_size(g, y), (int64_t)d0 * d1 * d2);
+    {   /* and the same through the public accessor */
+        int dims[VAE_MAX_ROW_DIMS] = {0};
+        ck_assert_int_eq(vae_graph_node_dims(g, y, dims), 3);
+        ck_assert(dims[0] == d0 && dims[1] == d1 && dims[2] == d2);
+        ck_assert_int_eq(vae_graph_node_dims(g, -1, dims), 0);
+        ck_assert_int_eq(vae_graph_node_dims(g, g->n_nodes, dims), 0);
+        ck_assert_int_eq(vae_graph_node_dims(NULL, y, dims), 0);
+        ck_assert_int_eq(vae_graph_node_dims(g, y, NULL), 0);
+    }
 }
 
 /* A model of y = op(x, w) on a (c, h, w) input x fed directly. */
