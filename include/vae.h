@@ -95,11 +95,11 @@ extern "C" {
 #endif
 
 #define VAE_VERSION_MAJOR 0
-#define VAE_VERSION_MINOR 1
+#define VAE_VERSION_MINOR 2
 #define VAE_VERSION_PATCH 0
-#define VAE_VERSION_STRING "0.1.0"
+#define VAE_VERSION_STRING "0.2.0"
 /* major * 10000 + minor * 100 + patch */
-#define VAE_VERSION_NUMBER 100
+#define VAE_VERSION_NUMBER 200
 /* Largest number of per-row dimensions of a node. */
 #define VAE_MAX_ROW_DIMS 3
 
@@ -153,6 +153,12 @@ typedef enum vae_padding {
                               column of padding, if any, at the bottom/right */
 } vae_padding;
 
+/* The masks of a MADE layer (see vae_op_made_matmul). */
+typedef enum vae_made_mask {
+    VAE_MADE_INPUT_TO_HIDDEN = 0, /* from the L autoregressive units to hidden units */
+    VAE_MADE_HIDDEN_TO_OUTPUT = 1 /* from hidden units to L outputs */
+} vae_made_mask;
+
 /* Which node plays which part; stored in model files. */
 typedef enum vae_role {
     VAE_ROLE_INPUT = 0,         /* x */
@@ -163,7 +169,11 @@ typedef enum vae_role {
     VAE_ROLE_OBJECTIVE = 5,     /* scalar the optimizer minimises */
     VAE_ROLE_NELBO = 6,         /* -ELBO per row, in nats */
     VAE_ROLE_DECODED = 7,       /* decoder mean, sigmoid(logits) */
-    VAE_ROLE_COUNT_ = 8         /* number of roles in this version */
+    VAE_ROLE_LOG_WEIGHT = 8,    /* per row log p(x|z) + log p(z) - log q(z|x)
+                                   for the z drawn: the importance weight of
+                                   vae_model_log_likelihood.  Optional: models
+                                   saved before it existed have none. */
+    VAE_ROLE_COUNT_ = 9         /* number of roles in this version */
 } vae_role;
 
 typedef enum vae_optimizer_kind {
@@ -308,6 +318,19 @@ VAE_API vae_status vae_op_mean(vae_graph *g, int x, int *out);
 /* Mean over the batch of the row sums -> an unbatched scalar. */
 VAE_API vae_status vae_op_batch_mean(vae_graph *g, int x, int *out);
 
+/* Matrix product with a MADE mask (Germain et al. 2015), the building block
+   of autoregressive layers: x (B, K) times w (K, N) -> (B, N), where w must
+   be a parameter.  Of L autoregressive units (L = K for
+   VAE_MADE_INPUT_TO_HIDDEN, L = N for VAE_MADE_HIDDEN_TO_OUTPUT), unit i has
+   degree i + 1, or L - i if `reversed` is 1; hidden unit k has degree
+   (k mod (L - 1)) + 1 (0 if L = 1).  Input-to-hidden weights are kept where
+   degree(hidden) >= degree(input), hidden-to-output weights where
+   degree(output) > degree(hidden), so output j depends only on inputs of
+   lower degree.  The other weights are held at exactly zero: set to zero
+   now, when parameters are set or loaded, and never updated. */
+VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask mask,
+                                      int reversed, int *out);
+
 /* ---- Layers (built from the operations above; parameters named
    "<name>.w" and "<name>.b", initialised uniform in +-1/sqrt(fan_in)) ---- */
 VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
@@ -333,6 +356,19 @@ VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_a
 /* Optional hidden Dense(hidden, act), then Dense(features) logits. */
 VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
                                            int features, const char *name, int *logits);
+/* One step of an inverse autoregressive flow (Kingma et al. 2016), MADE
+   style, on z (B, L) with an optional context h (B, C) (-1: none):
+     t = tanh(made(z) + h Wh + b)            hidden units (masked input)
+     m = made(t) + bm,  s = made(t) + bs      L each (masked output)
+     g = sigmoid(s + 1.5)                     so a new step starts near z' = z
+     z' = g z + (1 - g) m,   log_det = sum log g  (per row, (B, 1))
+   Unit i of z' depends on z only through units of lower degree (natural
+   order, or reversed if `reversed` is 1: alternate it between steps), so
+   dz'/dz is triangular with diagonal g and log_det is exact.  Parameters
+   "<name>.z.w", "<name>.h.w" (if h), "<name>.b", "<name>.m.w", "<name>.m.b",
+   "<name>.s.w", "<name>.s.b". */
+VAE_API vae_status vae_layer_iaf_step(vae_graph *g, int z, int h, int hidden, int reversed,
+                                      const char *name, int *z_out, int *log_det);
 /* Adds the reconstruction term, the analytic KL, -ELBO per row (NELBO role),
    the decoded mean (DECODED role) and the objective (OBJECTIVE role), and
    sets the roles of x, mu, logvar, z and logits.  beta weights the KL in
@@ -340,6 +376,17 @@ VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_
 VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
                                   vae_likelihood likelihood, vae_objective objective,
                                   float beta, int *objective_node);
+/* The same for a posterior with a flow: z0 = vae_op_sample_normal(mu,
+   logvar) is the base sample, z the flow's output that the decoder reads
+   (the LATENT role: decoding and prior samples feed it), log_det the sum of
+   the flow steps' log-determinants per row (-1: none).  -ELBO per row is the
+   single-sample estimate  -log p(x|z) + log q(z|x) - log p(z)  with
+   log q(z|x) = log N(z0; mu, exp(logvar)) - log_det; beta weights
+   log q - log p in the objective. */
+VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
+                                       int log_det, int logits, vae_likelihood likelihood,
+                                       vae_objective objective, float beta,
+                                       int *objective_node);
 
 /* ---- Models ---- */
 /* Checks that the graph has all roles and takes ownership of it. */
@@ -369,7 +416,8 @@ VAE_API vae_status vae_model_encode(vae_model *m, const vae_tensor *x, vae_tenso
                                     vae_tensor *logvar);
 /* z (n, latent) -> decoded mean (n, input...) */
 VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tensor *out);
-/* x -> decode(mu(x)) */
+/* x -> the decoded mean at the posterior's central point: decode(mu(x)),
+   or, with a flow, decode(flow(mu(x))) (every noise input set to zero). */
 VAE_API vae_status vae_model_reconstruct(vae_model *m, const vae_tensor *x, vae_tensor *out);
 /* out's first dimension is the number of samples; z ~ N(0, I) from seed. */
 VAE_API vae_status vae_model_sample_prior(vae_model *m, uint64_t seed, vae_tensor *out);
@@ -389,6 +437,23 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
 /* Mean -ELBO per image over the data set (one z per image, analytic KL),
    with noise drawn from a stream fixed by the model's seed. */
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo);
+
+/* Importance-weighted estimate of log p(x) (the IWAE bound of Burda et al.
+   2016) with `samples` draws z ~ q(z|x) per image, averaged in a stable
+   log-sum-exp:  log p(x) ~ log (1/k) sum_i p(x, z_i) / q(z_i|x).  It is a
+   lower bound that tightens as samples grow (k = 1 is the ELBO).  Outputs the
+   mean over the data set in nats per image and, if per_image is not NULL,
+   each image's estimate (count entries).  Bits per dimension, as usually
+   reported, are -log p(x) / (row size * ln 2).  Draws come from `seed`;
+   rows are processed max_batch at a time in the memory planned for the
+   model.  progress, if not NULL, is called after each batch with the images
+   finished, the image count and the running mean of -log p(x); a non-zero
+   return stops with VAE_ERR_STOPPED.  Needs the LOG_WEIGHT role
+   (vae_elbo_build and vae_elbo_build_flow set it); VAE_ERR_UNSUPPORTED
+   without. */
+VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *data, int samples,
+                                            uint64_t seed, vae_progress_fn progress, void *user,
+                                            double *mean_log_px, double *per_image);
 
 /* Writes the model (and, if opt is not NULL, the training state) to path
    through a temporary file and a rename, so the previous file survives a
@@ -417,6 +482,13 @@ VAE_API int64_t vae_optimizer_steps(const vae_optimizer *opt);
    Pixels are scaled by 1/255. */
 VAE_API vae_status vae_dataset_load_idx(vae_dataset **out, const char *images_path,
                                         const char *labels_path);
+/* CIFAR-10's binary version: the files data_batch_1.bin .. data_batch_5.bin
+   (train, 50,000 images) or test_batch.bin (test, 10,000) in `dir`.  Each
+   record is one label byte (0-9) and 3072 pixel bytes (1024 red, 1024 green,
+   1024 blue, rows top to bottom), so rows are (3, 32, 32); value = byte/256,
+   in [0, 1).  A file whose size is not a whole number of records, or a label
+   above 9, is VAE_ERR_FORMAT; a missing file is VAE_ERR_IO naming it. */
+VAE_API vae_status vae_dataset_load_cifar10(vae_dataset **out, const char *dir, int train);
 /* n rows of per-row dims from host bytes; value = byte * scale.  labels may
    be NULL, else n labels >= 0.  The data are copied. */
 VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, const int *dims,

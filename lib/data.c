@@ -26,8 +26,8 @@ static int too_many(int64_t count, size_t elem_size)
 
 /* Validates the shape and allocates the struct with labels copied; the
    caller attaches bytes or values. */
-static vae_status new_dataset(const char *what, int64_t n, int ndim, const int *dims,
-                              const int32_t *labels, vae_dataset **out)
+vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *dims,
+                           const int32_t *labels, vae_dataset **out)
 {
     int64_t row_size = 1;
     vae_dataset *ds = NULL;
@@ -83,7 +83,7 @@ VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, c
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_u8: NULL argument");
     if (!isfinite(scale))
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_u8: scale is not finite");
-    VAE_TRY(new_dataset("vae_dataset_from_u8", n, ndim, dims, labels, &ds));
+    VAE_TRY(vae__dataset_new("vae_dataset_from_u8", n, ndim, dims, labels, &ds));
     ds->scale = scale;
     ds->bytes = vae__alloc((size_t)(n * ds->row_size));
     if (!ds->bytes) {
@@ -101,7 +101,7 @@ VAE_API vae_status vae_dataset_from_f32(vae_dataset **out, int64_t n, int ndim, 
     vae_dataset *ds = NULL;
     if (!out || !values)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_from_f32: NULL argument");
-    VAE_TRY(new_dataset("vae_dataset_from_f32", n, ndim, dims, labels, &ds));
+    VAE_TRY(vae__dataset_new("vae_dataset_from_f32", n, ndim, dims, labels, &ds));
     ds->values = vae__alloc_floats(n * ds->row_size);
     if (!ds->values) {
         vae_dataset_free(ds);
@@ -269,7 +269,7 @@ static vae_status idx_to_dataset(idx_file *img, const idx_file *lab, vae_dataset
     vae_dataset *ds = NULL;
     for (int i = 1; i < img->ndim; i++)
         dims[i - 1] = (int)img->dims[i];
-    VAE_TRY(new_dataset(img->path, img->dims[0], img->ndim - 1, dims, NULL, &ds));
+    VAE_TRY(vae__dataset_new(img->path, img->dims[0], img->ndim - 1, dims, NULL, &ds));
     ds->bytes = img->data;
     img->data = NULL;
     ds->scale = 1.0f / 255.0f;

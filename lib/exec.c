@@ -9,8 +9,10 @@
 static vae_status build_plan(const vae_graph *g, plan *p, const int *targets, int n_targets,
                              int fed)
 {
-    unsigned char *need = vae__calloc((size_t)g->n_nodes, 1);
-    if (!need)
+    unsigned char *need;
+    if (n_targets == 0)
+        return VAE_OK;
+    if (!(need = vae__calloc((size_t)g->n_nodes, 1)))
         return VAE_ERR_NO_MEMORY;
     for (int t = 0; t < n_targets; t++)
         need[targets[t]] = 1;
@@ -53,6 +55,10 @@ vae_status vae__model_build_plans(vae_model *m)
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_TRAIN], train, 2, r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_EVAL], &r[VAE_ROLE_NELBO], 1, r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_ENCODE], encode, 2, r[VAE_ROLE_INPUT]));
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_RECONSTRUCT], &r[VAE_ROLE_DECODED], 1,
+                       r[VAE_ROLE_INPUT]));
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_LOG_WEIGHT], &r[VAE_ROLE_LOG_WEIGHT],
+                       r[VAE_ROLE_LOG_WEIGHT] >= 0, r[VAE_ROLE_INPUT]));
     return build_plan(m->g, &m->plans[PLAN_DECODE], &r[VAE_ROLE_DECODED], 1, r[VAE_ROLE_LATENT]);
 }
 
@@ -290,6 +296,14 @@ void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng)
             vae__rng_normal(rng, m->workers[t].c.val[id],
                             (int64_t)m->workers[t].c.rows * m->g->nodes[id].size);
     }
+}
+
+void vae__zero_noise(vae_model *m, const plan *p)
+{
+    for (int k = 0; k < p->n_noise; k++)
+        for (int t = 0; t < m->threads; t++)
+            memset(m->workers[t].c.val[p->noise[k]], 0,
+                   (size_t)m->slice_rows * (size_t)m->g->nodes[p->noise[k]].size * sizeof(float));
 }
 
 static void fill_feed(const batch_job *job, worker *w)

@@ -39,6 +39,9 @@ enum {
     OP_CONV2D = 21,
     OP_CONV2D_TRANSPOSE = 22,
     OP_RESHAPE = 23,
+    OP_MADE_MATMUL = 24,
+    OP_IAF_GATE = 25,
+    OP_IAF_LOG_GATE = 26,
     OP_COUNT
 };
 
@@ -132,6 +135,16 @@ vae_status vae__graph_add_per_row(vae_graph *g, int op, int n_in, const int *in,
    activation folded in (ops_conv.c); the public builders pass -1, NONE. */
 vae_status vae__op_conv(vae_graph *g, int transposed, int x, int w, int b, int kernel, int stride,
                         vae_padding padding, vae_activation act, int *out);
+/* The matrix product's passes (ops_linear.c), shared with the masked one. */
+void vae__matmul_forward(const node *nodes, int id, exec_ctx *c);
+void vae__matmul_backward(const node *nodes, int id, exec_ctx *c);
+/* Flow pieces (ops_flow.c): z' = g z + (1 - g) m with g = sigmoid(s + shift),
+   and per row sum log g. */
+vae_status vae__build_iaf_gate(vae_graph *g, int z, int m, int s, float shift, int *out);
+vae_status vae__build_iaf_log_gate(vae_graph *g, int s, float shift, int *out);
+/* Sets every weight outside a MADE mask to zero (after parameters change
+   from outside: vae_model_params_set, loading). */
+void vae__graph_apply_masks(vae_graph *g);
 /* Activations over arrays (ops_activation.c), shared with fused ops. */
 void vae__activate(vae_activation act, float slope, const float *x, float *y, int64_t n);
 void vae__activation_grad(vae_activation act, float slope, const float *y, const float *dy,

@@ -79,6 +79,10 @@ struct vae_dataset {
     float scale;      /* value = byte * scale */
     int32_t *labels;  /* count, or NULL */
 };
+/* Validates the shape, allocates the struct and copies the labels (may be
+   NULL); the caller attaches bytes or values. */
+vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *dims,
+                            const int32_t *labels, vae_dataset **out);
 /* Converts rows idx[0..n-1] (or first..first+n-1 when idx is NULL) to
    floats in out (n * row_size). */
 void vae__dataset_rows(const vae_dataset *ds, const int64_t *idx, int64_t first, int64_t n,

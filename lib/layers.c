@@ -111,38 +111,157 @@ static vae_status weighted_sum(vae_graph *g, int nll, float recon_weight, int kl
     return vae_op_add(g, a, b, out);
 }
 
-static vae_status build_elbo(vae_graph *g, int x, int mu, int logvar, int z, int logits,
-                                  vae_likelihood likelihood, vae_objective objective, float beta,
-                                  int *objective_node)
+static vae_status check_elbo_options(vae_graph *g, vae_objective objective, float beta,
+                                     const int *objective_node, const char *what)
 {
-    const char *what = "vae_elbo_build";
-    int nll, decoded, kl, nelbo, per_row, obj;
-    float recon_weight;
-    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
-    if (!objective_node)
-        return vae__fail(VAE_ERR_ARGUMENT, "%s: objective_node is NULL", what);
+    if (!g || !objective_node)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL graph or objective_node", what);
     if (!(beta >= 0.0f && beta <= 1e6f))
         return vae__fail(VAE_ERR_ARGUMENT, "%s: beta %g is not in [0, 1e6]", what, (double)beta);
     if (objective != VAE_OBJECTIVE_ELBO && objective != VAE_OBJECTIVE_PIXEL_MEAN)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown objective %d", what, (int)objective);
-    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
-    VAE_TRY(vae_op_kl_std_normal(g, mu, logvar, &kl));
-    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
-    recon_weight = objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[x].size : 1.0f;
+    return VAE_OK;
+}
+
+/* Per row, for one z: log q(z|x) - log p(z), from the base sample z0 of
+   N(mu, exp(logvar)) and the flow's log-determinant (-1: no flow, z = z0). */
+static vae_status sampled_kl(vae_graph *g, int mu, int logvar, int z0, int log_det, int z,
+                             int *out)
+{
+    int log_q, log_p, minus;
+    VAE_TRY(vae_op_normal_logpdf(g, z0, mu, logvar, &log_q));
+    if (log_det >= 0) {
+        VAE_TRY(vae_op_scale(g, log_det, -1.0f, &minus));
+        VAE_TRY(vae_op_add(g, log_q, minus, &log_q));
+    }
+    VAE_TRY(vae_op_normal_logpdf(g, z, -1, -1, &log_p));
+    VAE_TRY(vae_op_scale(g, log_p, -1.0f, &minus));
+    return vae_op_add(g, log_q, minus, out);
+}
+
+/* The terms both ELBO builders share: the objective from nll and the KL
+   term, the log importance weight, and every role. */
+static vae_status finish_elbo(vae_graph *g, const int ids[5], int nll, int decoded, int kl,
+                              int nelbo, int log_weight, vae_objective objective, float beta,
+                              int *objective_node)
+{
+    int x = ids[0], per_row, obj;
+    float recon_weight = objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[x].size : 1.0f;
     VAE_TRY(weighted_sum(g, nll, recon_weight, kl, beta, nelbo, &per_row));
     VAE_TRY(vae_op_batch_mean(g, per_row, &obj));
     g->roles[VAE_ROLE_INPUT] = x;
-    g->roles[VAE_ROLE_LATENT_MEAN] = mu;
-    g->roles[VAE_ROLE_LATENT_LOGVAR] = logvar;
-    g->roles[VAE_ROLE_LATENT] = z;
-    g->roles[VAE_ROLE_LOGITS] = logits;
+    g->roles[VAE_ROLE_LATENT_MEAN] = ids[1];
+    g->roles[VAE_ROLE_LATENT_LOGVAR] = ids[2];
+    g->roles[VAE_ROLE_LATENT] = ids[3];
+    g->roles[VAE_ROLE_LOGITS] = ids[4];
     g->roles[VAE_ROLE_DECODED] = decoded;
     g->roles[VAE_ROLE_NELBO] = nelbo;
     g->roles[VAE_ROLE_OBJECTIVE] = obj;
+    g->roles[VAE_ROLE_LOG_WEIGHT] = log_weight;
     *objective_node = obj;
     return VAE_OK;
+}
+
+static vae_status build_elbo(vae_graph *g, int x, int mu, int logvar, int z, int logits,
+                             vae_likelihood likelihood, vae_objective objective, float beta,
+                             int *objective_node)
+{
+    const char *what = "vae_elbo_build";
+    int ids[5] = {x, mu, logvar, z, logits};
+    int nll, decoded, kl, nelbo, mc_kl, neg_weight, log_weight;
+    VAE_TRY(check_elbo_options(g, objective, beta, objective_node, what));
+    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
+    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
+    VAE_TRY(vae_op_kl_std_normal(g, mu, logvar, &kl));
+    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
+    /* the importance weight needs the sampled KL, not the analytic one */
+    VAE_TRY(sampled_kl(g, mu, logvar, z, -1, z, &mc_kl));
+    VAE_TRY(vae_op_add(g, nll, mc_kl, &neg_weight));
+    VAE_TRY(vae_op_scale(g, neg_weight, -1.0f, &log_weight));
+    return finish_elbo(g, ids, nll, decoded, kl, nelbo, log_weight, objective, beta,
+                       objective_node);
+}
+
+static vae_status build_elbo_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
+                                  int log_det, int logits, vae_likelihood likelihood,
+                                  vae_objective objective, float beta, int *objective_node)
+{
+    const char *what = "vae_elbo_build_flow";
+    int ids[5] = {x, mu, logvar, z, logits};
+    int nll, decoded, kl, nelbo, log_weight;
+    VAE_TRY(check_elbo_options(g, objective, beta, objective_node, what));
+    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, z0, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
+    if (log_det < -1)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: log_det node %d does not exist (-1: none)", what,
+                         log_det);
+    if (log_det >= 0)
+        VAE_TRY(vae__graph_expect_batched(g, log_det, 1, what));
+    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
+    VAE_TRY(sampled_kl(g, mu, logvar, z0, log_det, z, &kl));
+    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
+    VAE_TRY(vae_op_scale(g, nelbo, -1.0f, &log_weight));
+    return finish_elbo(g, ids, nll, decoded, kl, nelbo, log_weight, objective, beta,
+                       objective_node);
+}
+
+/* One IAF step; see vae.h.  The gate's shift of 1.5 makes a fresh step
+   close to the identity (g = 0.82). */
+#define IAF_GATE_SHIFT 1.5f
+
+static vae_status made_dense(vae_graph *g, int x, int units, vae_made_mask mask, int reversed,
+                             const char *name, int with_bias, int *out)
+{
+    char buf[256];
+    int w, b, xw, dims[2] = {(int)g->nodes[x].size, units};
+    float scale = 1.0f / sqrtf((float)dims[0]);
+    VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "w"), 2, dims, scale, &w));
+    VAE_TRY(vae_op_made_matmul(g, x, w, mask, reversed, &xw));
+    if (!with_bias) {
+        *out = xw;
+        return VAE_OK;
+    }
+    VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "b"), 1, &units, scale, &b));
+    return vae_op_bias(g, xw, b, out);
+}
+
+static vae_status build_iaf_step(vae_graph *g, int z, int h, int hidden, int reversed,
+                                 const char *name, int *z_out, int *log_det)
+{
+    const char *what = "vae_layer_iaf_step";
+    char buf[256];
+    int latent, pre, t, m, s, b, fan_in;
+    VAE_TRY(vae__graph_expect_batched(g, z, 0, what));
+    if (h != -1)
+        VAE_TRY(vae__graph_expect_batched(g, h, 0, what));
+    if (hidden < 1 || hidden > (1 << 24) || !z_out || !log_det || (reversed != 0 && reversed != 1))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: bad hidden units %d or order %d, or NULL output",
+                         what, hidden, reversed);
+    latent = (int)g->nodes[z].size;
+    fan_in = latent + (h >= 0 ? (int)g->nodes[h].size : 0);
+    VAE_TRY(made_dense(g, z, hidden, VAE_MADE_INPUT_TO_HIDDEN, reversed,
+                       join_name(buf, sizeof buf, name, "z"), 0, &pre));
+    if (h >= 0) {
+        int wh, hw, dims[2] = {(int)g->nodes[h].size, hidden};
+        VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "h.w"), 2, dims,
+                                     1.0f / sqrtf((float)dims[0]), &wh));
+        VAE_TRY(vae_op_matmul(g, h, wh, &hw));
+        VAE_TRY(vae_op_add(g, pre, hw, &pre));
+    }
+    VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "b"), 1, &hidden,
+                                 1.0f / sqrtf((float)fan_in), &b));
+    VAE_TRY(vae_op_bias(g, pre, b, &pre));
+    VAE_TRY(vae_op_tanh(g, pre, &t));
+    VAE_TRY(made_dense(g, t, latent, VAE_MADE_HIDDEN_TO_OUTPUT, reversed,
+                       join_name(buf, sizeof buf, name, "m"), 1, &m));
+    VAE_TRY(made_dense(g, t, latent, VAE_MADE_HIDDEN_TO_OUTPUT, reversed,
+                       join_name(buf, sizeof buf, name, "s"), 1, &s));
+    VAE_TRY(vae__build_iaf_gate(g, z, m, s, IAF_GATE_SHIFT, z_out));
+    return vae__build_iaf_log_gate(g, s, IAF_GATE_SHIFT, log_det);
 }
 
 /* The public builders: all of a layer's nodes, or none. */
@@ -180,7 +299,21 @@ VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z
                                   int *objective_node)
 {
     TRANSACTION(g, build_elbo(g, x, mu, logvar, z, logits, likelihood, objective, beta,
-                                    objective_node));
+                              objective_node));
+}
+
+VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
+                                       int log_det, int logits, vae_likelihood likelihood,
+                                       vae_objective objective, float beta, int *objective_node)
+{
+    TRANSACTION(g, build_elbo_flow(g, x, mu, logvar, z0, z, log_det, logits, likelihood,
+                                   objective, beta, objective_node));
+}
+
+VAE_API vae_status vae_layer_iaf_step(vae_graph *g, int z, int h, int hidden, int reversed,
+                                      const char *name, int *z_out, int *log_det)
+{
+    TRANSACTION(g, build_iaf_step(g, z, h, hidden, reversed, name, z_out, log_det));
 }
 
 /* Conv2D or Conv2DTranspose with bias and activation. */

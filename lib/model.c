@@ -9,14 +9,17 @@ enum { DEFAULT_MAX_BATCH = 256, MAX_THREADS = 64 };
 
 static const char *const role_names[VAE_ROLE_COUNT_] = {
     "input", "latent mean", "latent log-variance", "latent", "logits",
-    "objective", "nelbo", "decoded",
+    "objective", "nelbo", "decoded", "log weight",
 };
+
+/* Roles a model can do without (graphs from older versions lack them). */
+static int role_optional(int role) { return role == VAE_ROLE_LOG_WEIGHT; }
 
 static vae_status check_roles(const vae_graph *g)
 {
     const node *mu, *z;
     for (int r = 0; r < VAE_ROLE_COUNT_; r++)
-        if (g->roles[r] < 0 || g->roles[r] >= g->n_nodes)
+        if ((g->roles[r] < 0 && !role_optional(r)) || g->roles[r] >= g->n_nodes)
             return vae__fail(VAE_ERR_STATE, "vae_model_create: the graph has no %s node "
                              "(vae_elbo_build sets every role)", role_names[r]);
     mu = &g->nodes[g->roles[VAE_ROLE_LATENT_MEAN]];
@@ -26,7 +29,9 @@ static vae_status check_roles(const vae_graph *g)
     if (!mu->batched || !z->batched || mu->size != z->size ||
         g->nodes[g->roles[VAE_ROLE_OBJECTIVE]].batched ||
         g->nodes[g->roles[VAE_ROLE_OBJECTIVE]].size != 1 ||
-        g->nodes[g->roles[VAE_ROLE_NELBO]].size != 1)
+        g->nodes[g->roles[VAE_ROLE_NELBO]].size != 1 ||
+        (g->roles[VAE_ROLE_LOG_WEIGHT] >= 0 && (!g->nodes[g->roles[VAE_ROLE_LOG_WEIGHT]].batched ||
+                                                g->nodes[g->roles[VAE_ROLE_LOG_WEIGHT]].size != 1)))
         return vae__fail(VAE_ERR_SHAPE, "vae_model_create: role nodes have the wrong shapes");
     return VAE_OK;
 }
@@ -117,6 +122,7 @@ VAE_API vae_status vae_model_params_set(vae_model *m, const float *src, int64_t 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_params_set: NULL argument or count %lld "
                          "is not the parameter count", (long long)count);
     memcpy(m->g->params, src, (size_t)count * sizeof *src);
+    vae__graph_apply_masks(m->g);
     return VAE_OK;
 }
 
@@ -130,6 +136,7 @@ static vae_status run_chunks(vae_model *m, int which, const float *in, int64_t n
     int64_t size0 = node0 >= 0 ? m->g->nodes[node0].size : 0;
     int64_t size1 = node1 >= 0 ? m->g->nodes[node1].size : 0;
     VAE_TRY(vae__model_ensure_planned(m, 0));
+    vae__zero_noise(m, p);
     for (int64_t first = 0; first < n; first += m->max_batch) {
         int rows = (int)(n - first < m->max_batch ? n - first : m->max_batch);
         batch_job job = {.m = m, .p = p, .rows = rows, .feed = in + first * in_size,
@@ -182,21 +189,12 @@ VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tenso
 VAE_API vae_status vae_model_reconstruct(vae_model *m, const vae_tensor *x, vae_tensor *out)
 {
     int64_t n;
-    int64_t dims[2];
-    vae_tensor *mu;
-    vae_status s;
     if (!m || !out)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_reconstruct: NULL argument");
     VAE_TRY(vae__tensor_check_rows(x, "vae_model_reconstruct", vae_model_input_size(m), &n));
     VAE_TRY(check_output(out, "vae_model_reconstruct", n, vae_model_input_size(m)));
-    dims[0] = n;
-    dims[1] = vae_model_latent_size(m);
-    VAE_TRY(vae_tensor_create(&mu, 2, dims));
-    s = vae_model_encode(m, x, mu, NULL);
-    if (s == VAE_OK)
-        s = vae_model_decode(m, mu, out);
-    vae_tensor_free(mu);
-    return s;
+    return run_chunks(m, PLAN_RECONSTRUCT, x->data, n, m->g->roles[VAE_ROLE_DECODED], out->data,
+                      -1, NULL);
 }
 
 VAE_API vae_status vae_model_sample_prior(vae_model *m, uint64_t seed, vae_tensor *out)

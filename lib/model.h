@@ -6,7 +6,15 @@
 
 /* What a call computes.  Each plan is the list of nodes its outputs need,
    in creation (topological) order. */
-enum { PLAN_TRAIN, PLAN_EVAL, PLAN_ENCODE, PLAN_DECODE, PLAN_COUNT };
+enum {
+    PLAN_TRAIN,
+    PLAN_EVAL,
+    PLAN_ENCODE,
+    PLAN_DECODE,
+    PLAN_RECONSTRUCT, /* x -> decoded with every noise input zero */
+    PLAN_LOG_WEIGHT,  /* x -> log importance weight; empty without that role */
+    PLAN_COUNT
+};
 
 typedef struct plan {
     int *nodes;   /* nodes to compute, in order */
@@ -77,6 +85,8 @@ void vae__backward(const vae_model *m, const plan *p, exec_ctx *c);
    from rng, node by node, so the draws do not depend on the thread count. */
 void vae__split_rows(vae_model *m, int rows);
 void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng);
+/* Sets the noise nodes of plan p to zero for every planned row. */
+void vae__zero_noise(vae_model *m, const plan *p);
 
 /* The job every worker runs on its slice of a batch. */
 typedef struct batch_job {
@@ -92,6 +102,12 @@ typedef struct batch_job {
     float *out[2];
 } batch_job;
 void vae__run_batch(batch_job *job);
+
+/* Stream ids for vae__rng_seed3: what the noise of a call is drawn from. */
+enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT = 4 };
+
+/* Fails unless data is a data set of the model's input rows (evaluate.c). */
+vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what);
 
 /* optim.c */
 void vae__optimizer_update(vae_optimizer *opt, float *params, const float *grad, float scale,

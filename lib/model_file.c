@@ -364,6 +364,10 @@ static vae_status replay(vae_graph *g, const stored_node *sn, int *out)
         return vae__op_conv(g, n->op == OP_CONV2D_TRANSPOSE, in[0], in[1], in[2], n->iattr[0],
                             n->iattr[1], (vae_padding)n->iattr[2], (vae_activation)n->iattr[3], out);
     case OP_RESHAPE: return vae_op_reshape(g, in[0], n->ndim, n->dims, out);
+    case OP_MADE_MATMUL:
+        return vae_op_made_matmul(g, in[0], in[1], (vae_made_mask)n->iattr[0], n->iattr[1], out);
+    case OP_IAF_GATE: return vae__build_iaf_gate(g, in[0], in[1], in[2], n->fattr[0], out);
+    case OP_IAF_LOG_GATE: return vae__build_iaf_log_gate(g, in[0], n->fattr[0], out);
     }
     return vae__fail(VAE_ERR_FORMAT, "operation %d cannot be loaded", n->op);
 }
@@ -400,11 +404,12 @@ static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_gra
     int roles[VAE_ROLE_COUNT_];
     stored_node sn;
     vae_status s = VAE_OK;
-    if (n_roles != VAE_ROLE_COUNT_)
+    /* files from 0.1 have the first 8 roles; the others are optional */
+    if (n_roles < 8 || n_roles > VAE_ROLE_COUNT_)
         return vae__fail(VAE_ERR_FORMAT, "%s: %u roles, this libvae knows %d", path, n_roles,
                          VAE_ROLE_COUNT_);
     for (int i = 0; i < VAE_ROLE_COUNT_; i++)
-        roles[i] = (int)get_u32(r);
+        roles[i] = i < (int)n_roles ? (int)get_u32(r) : -1;
     n_nodes = get_u32(r);
     if (r->short_read || n_nodes > (1u << 20))
         return vae__fail(VAE_ERR_FORMAT, "%s: bad graph header", path);
@@ -567,6 +572,7 @@ static vae_status parse(const char *path, const unsigned char *d, size_t len, va
             if (get_u64(&sec) != (uint64_t)m->g->n_params)
                 s = vae__fail(VAE_ERR_FORMAT, "%s: parameter count does not match the graph", path);
             get_floats(&sec, m->g->params, m->g->n_params);
+            vae__graph_apply_masks(m->g);
         } else if (memcmp(tag, "TRAN", 4) == 0 && m) {
             s = read_training(&sec, path, m);
         } else {

@@ -18,7 +18,8 @@ extern const op_def vae__op_matmul, vae__op_bias, vae__op_relu, vae__op_leaky_re
     vae__op_tanh, vae__op_sigmoid, vae__op_softplus, vae__op_add, vae__op_mul, vae__op_scale,
     vae__op_concat, vae__op_sample_normal, vae__op_bce_logits, vae__op_gaussian_loglik,
     vae__op_kl_std_normal, vae__op_sum, vae__op_mean, vae__op_batch_mean, vae__op_conv2d,
-    vae__op_conv2d_transpose, vae__op_reshape;
+    vae__op_conv2d_transpose, vae__op_reshape, vae__op_made_matmul, vae__op_iaf_gate,
+    vae__op_iaf_log_gate;
 
 const op_def *const vae__ops[OP_COUNT] = {
     [OP_INPUT] = &op_input,
@@ -45,4 +46,7 @@ const op_def *const vae__ops[OP_COUNT] = {
     [OP_CONV2D] = &vae__op_conv2d,
     [OP_CONV2D_TRANSPOSE] = &vae__op_conv2d_transpose,
     [OP_RESHAPE] = &vae__op_reshape,
+    [OP_MADE_MATMUL] = &vae__op_made_matmul,
+    [OP_IAF_GATE] = &vae__op_iaf_gate,
+    [OP_IAF_LOG_GATE] = &vae__op_iaf_log_gate,
 };

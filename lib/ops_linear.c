@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* y (B,N) = x (B,K) w (K,N) */
-static void matmul_forward(const node *nodes, int id, exec_ctx *c)
+void vae__matmul_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id], *w = &nodes[n->in[1]];
     int k = w->dims[0], cols = w->dims[1];
@@ -14,7 +14,7 @@ static void matmul_forward(const node *nodes, int id, exec_ctx *c)
 }
 
 /* dx (B,K) += dy w^T;  dw (K,N) += x^T dy */
-static void matmul_backward(const node *nodes, int id, exec_ctx *c)
+void vae__matmul_backward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id], *w = &nodes[n->in[1]];
     int k = w->dims[0], cols = w->dims[1];
@@ -119,5 +119,5 @@ VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out)
     return vae__graph_add_like(g, OP_BIAS, x, 2, in, out);
 }
 
-const op_def vae__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
+const op_def vae__op_matmul = {"matmul", 2, vae__matmul_forward, vae__matmul_backward};
 const op_def vae__op_bias = {"bias", 2, bias_forward, bias_backward};

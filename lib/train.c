@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Stream ids for vae__rng_seed3: what the noise of a call is drawn from. */
-enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3 };
 
 typedef struct update_job {
     vae_model *m;
@@ -135,16 +133,6 @@ static vae_status shuffle(vae_model *m, int64_t n)
     return VAE_OK;
 }
 
-static vae_status check_data(const vae_model *m, const vae_dataset *data, const char *what)
-{
-    if (!data)
-        return vae__fail(VAE_ERR_ARGUMENT, "%s: data set is NULL", what);
-    if (data->row_size != vae_model_input_size(m))
-        return vae__fail(VAE_ERR_SHAPE, "%s: data rows have %lld values, the model takes %lld",
-                         what, (long long)data->row_size, (long long)vae_model_input_size(m));
-    return VAE_OK;
-}
-
 VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
                                          vae_progress_fn progress, void *user, double *objective,
@@ -154,7 +142,7 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     train_state *ts;
     int batches;
     VAE_TRY(check_training(m, opt, what));
-    VAE_TRY(check_data(m, data, what));
+    VAE_TRY(vae__check_data(m, data, what));
     if (batch < 1 || batch > m->max_batch)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: batch %d is not in 1..%d (the maximum batch)",
                          what, batch, m->max_batch);
@@ -187,30 +175,5 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     ts->epoch_pos = 0;
     ts->epoch_objective = ts->epoch_nelbo = 0.0;
     ts->epoch_images = 0;
-    return VAE_OK;
-}
-
-VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
-{
-    double sum = 0.0;
-    if (!m || !nelbo)
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_evaluate: NULL argument");
-    VAE_TRY(check_data(m, data, "vae_model_evaluate"));
-    VAE_TRY(vae__model_ensure_planned(m, 0));
-    for (int64_t first = 0; first < data->count; first += m->max_batch) {
-        int rows = (int)(data->count - first < m->max_batch ? data->count - first : m->max_batch);
-        batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = rows, .data = data,
-                         .first = first, .out_node = {-1, -1}};
-        vae_rng rng;
-        vae__split_rows(m, rows);
-        vae__rng_seed3(&rng, m->g->seed, STREAM_EVAL, (uint64_t)first);
-        vae__fill_noise(m, job.p, &rng);
-        vae__run_batch(&job);
-        for (int t = 0; t < m->threads; t++)
-            sum += m->workers[t].nelbo_sum;
-    }
-    if (!isfinite(sum))
-        return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_evaluate: -ELBO is not finite");
-    *nelbo = sum / (double)data->count;
     return VAE_OK;
 }

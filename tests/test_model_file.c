@@ -425,10 +425,11 @@ END_TEST
 
 /* ---- doctoring a file and fixing its checksum ---- */
 /* Layout (model_file.c): magic 8, version 4, sections 4, then "GRPH",
-   u64 length, seed u64, role count u32, 8 roles u32, node count u32, and
+   u64 length, seed u64, role count u32, the roles u32, node count u32, and
    per node: op, n_in, in[4], batched, ndim, dims[3] (u32 each), fattr[2]
    (f32), iattr[4] (u32), name length u32, name. */
-enum { ROLES_AT = 40, NODE_COUNT_AT = 72, NODES_AT = 76, NODE_FIXED = 72 };
+enum { GRPH_LEN_AT = 20, ROLES_AT = 40, NODE_COUNT_AT = ROLES_AT + 4 * VAE_ROLE_COUNT_,
+       NODES_AT = NODE_COUNT_AT + 4, NODE_FIXED = 72 };
 enum { N_OP = 0, N_NIN = 4, N_IN0 = 8, N_BATCHED = 24, N_NDIM = 28, N_DIM0 = 32,
        N_IATTR0 = 52, N_NAMELEN = 68 };
 
@@ -538,7 +539,8 @@ START_TEST(test_doctored_graph)
         {"parameter count", "PARM", 0, 12, 5},
         {"section length", "PARM", 0, 4, 1u << 30},
         {"section tag", "PARM", 0, 0, 0x4d524150 ^ 0x20},
-        {"role count", "role count", 0, 0, 9},
+        {"role count + 1", "role count", 0, 0, VAE_ROLE_COUNT_ + 1},
+        {"role count 7", "role count", 0, 0, 7},
         {"role past the end", "role", VAE_ROLE_DECODED, 0, 1000},
     };
     unsigned char *d;
@@ -572,6 +574,48 @@ START_TEST(test_doctored_roles)
     };
     save_trained(path);
     expect_doctored_fail(path, cases, sizeof cases / sizeof *cases);
+    vae_model_free(ref);
+}
+END_TEST
+
+/* A file written by libvae 0.1 has 8 roles and no log-weight node: it
+   loads, evaluates as before, and refuses only the importance-weighted
+   estimate, clearly. */
+START_TEST(test_load_0_1_file)
+{
+    const char *path = in_tmp(0, "model.vae"), *old = in_tmp(1, "old.vae");
+    vae_model *ref = make_vae(5, 1), *m = NULL;
+    vae_dataset *data = NULL;
+    unsigned char *d, *copy;
+    size_t len, cut = ROLES_AT + 4 * VAE_ROLE_LOG_WEIGHT;
+    uint32_t grph_len;
+    double before, after, log_px;
+    save_trained(path);
+    ck_assert_int_eq(vae_model_load(&m, path), VAE_OK);
+    data = make_data();
+    ck_assert_int_eq(vae_model_evaluate(m, data, &before), VAE_OK);
+    vae_model_free(m);
+    /* drop the last role: count 8, section 4 bytes shorter */
+    d = read_all(path, &len);
+    copy = malloc(len);
+    memcpy(copy, d, cut);
+    memcpy(copy + cut, d + cut + 4, len - cut - 4);
+    wr32(copy + ROLES_AT - 4, 8);
+    grph_len = rd32(d + GRPH_LEN_AT);
+    wr32(copy + GRPH_LEN_AT, grph_len - 4);
+    fix_crc(copy, len - 4);
+    write_all(old, copy, len - 4);
+    ck_assert_int_eq(vae_model_load(&m, old), VAE_OK);
+    ck_assert_int_eq(vae_graph_role(vae_model_graph(m), VAE_ROLE_LOG_WEIGHT), -1);
+    ck_assert_int_eq(vae_model_evaluate(m, data, &after), VAE_OK);
+    ck_assert_double_eq(before, after);
+    ck_assert_int_eq(vae_model_log_likelihood(m, data, 4, 1, NULL, NULL, &log_px, NULL),
+                     VAE_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "log-weight"));
+    vae_model_free(m);
+    vae_dataset_free(data);
+    free(copy);
+    free(d);
     vae_model_free(ref);
 }
 END_TEST
@@ -727,6 +771,7 @@ int main(void)
     tcase_add_test(tc, test_doctored_graph);
     tcase_add_test(tc, test_doctored_roles);
     tcase_add_test(tc, test_doctored_message);
+    tcase_add_test(tc, test_load_0_1_file);
     tcase_add_test(tc, test_doctored_huge_parameter);
     tcase_add_test(tc, test_doctored_training_state);
     tcase_add_test(tc, test_atomic_save);

@@ -25,6 +25,7 @@ static vae_model *model_with_objective(vae_graph *g, int x, int obj, int per_row
         ck_assert_int_eq(vae_graph_set_role(g, (vae_role)r, x), VAE_OK);
     ck_assert_int_eq(vae_graph_set_role(g, VAE_ROLE_OBJECTIVE, obj), VAE_OK);
     ck_assert_int_eq(vae_graph_set_role(g, VAE_ROLE_NELBO, per_row), VAE_OK);
+    ck_assert_int_eq(vae_graph_set_role(g, VAE_ROLE_LOG_WEIGHT, per_row), VAE_OK);
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     ck_assert_int_eq(vae__model_ensure_planned(m, 1), VAE_OK);
     return m;

@@ -40,6 +40,7 @@ vae_model *tu_model(vae_graph *g, int x, int per_row)
         g->roles[r] = x;
     g->roles[VAE_ROLE_OBJECTIVE] = obj;
     g->roles[VAE_ROLE_NELBO] = per_row;
+    g->roles[VAE_ROLE_LOG_WEIGHT] = per_row;
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     ck_assert_int_eq(vae__model_ensure_planned(m, 1), VAE_OK);
     return m;

@@ -1,0 +1,151 @@
+/* Evaluation: the mean -ELBO of a data set and the importance-weighted
+   estimate of log p(x). */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what)
+{
+    if (!data)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: data set is NULL", what);
+    if (data->row_size != vae_model_input_size(m))
+        return vae__fail(VAE_ERR_SHAPE, "%s: data rows have %lld values, the model takes %lld",
+                         what, (long long)data->row_size, (long long)vae_model_input_size(m));
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
+{
+    double sum = 0.0;
+    if (!m || !nelbo)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_evaluate: NULL argument");
+    VAE_TRY(vae__check_data(m, data, "vae_model_evaluate"));
+    VAE_TRY(vae__model_ensure_planned(m, 0));
+    for (int64_t first = 0; first < data->count; first += m->max_batch) {
+        int rows = (int)(data->count - first < m->max_batch ? data->count - first : m->max_batch);
+        batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = rows, .data = data,
+                         .first = first, .out_node = {-1, -1}};
+        vae_rng rng;
+        vae__split_rows(m, rows);
+        vae__rng_seed3(&rng, m->g->seed, STREAM_EVAL, (uint64_t)first);
+        vae__fill_noise(m, job.p, &rng);
+        vae__run_batch(&job);
+        for (int t = 0; t < m->threads; t++)
+            sum += m->workers[t].nelbo_sum;
+    }
+    if (!isfinite(sum))
+        return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_evaluate: -ELBO is not finite");
+    *nelbo = sum / (double)data->count;
+    return VAE_OK;
+}
+
+/* log (1/k) sum exp(w_i) over one image's weights, kept as a running
+   maximum and a sum of exp(w - max) so no term overflows. */
+typedef struct log_mean_exp {
+    double max, sum;
+} log_mean_exp;
+
+static void lme_add(log_mean_exp *a, double w)
+{
+    if (w <= a->max) {
+        a->sum += exp(w - a->max);
+    } else {
+        a->sum = a->sum * exp(a->max - w) + 1.0;
+        a->max = w;
+    }
+}
+
+static double lme_result(const log_mean_exp *a, int k)
+{
+    return a->sum > 0.0 ? a->max + log(a->sum) - log((double)k) : -INFINITY;
+}
+
+typedef struct iw_state {
+    int64_t *index;       /* image of each row of a batch */
+    float *weights;       /* log weight of each row */
+    log_mean_exp current; /* the image being summed */
+    double total;         /* sum of finished images' log p(x) */
+    int64_t done;         /* finished images */
+} iw_state;
+
+/* Folds one batch's weights into the images they belong to. */
+static vae_status iw_fold(iw_state *st, int64_t first, int rows, int k, double *per_image)
+{
+    for (int j = 0; j < rows; j++) {
+        double w = st->weights[j];
+        if (isnan(w) || w == INFINITY)
+            return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_log_likelihood: the log weight of "
+                             "image %lld is %g", (long long)st->index[j], w);
+        lme_add(&st->current, w);
+        if ((first + j + 1) % k == 0) {
+            double lp = lme_result(&st->current, k);
+            if (per_image)
+                per_image[st->done] = lp;
+            st->total += lp;
+            st->done++;
+            st->current = (log_mean_exp){-INFINITY, 0.0};
+        }
+    }
+    return VAE_OK;
+}
+
+static vae_status log_likelihood(vae_model *m, const vae_dataset *data, int k, uint64_t seed,
+                                 vae_progress_fn progress, void *user, iw_state *st,
+                                 double *per_image)
+{
+    const plan *p = &m->plans[PLAN_LOG_WEIGHT];
+    int64_t total_rows = data->count * k;
+    for (int64_t first = 0; first < total_rows; first += m->max_batch) {
+        int rows = (int)(total_rows - first < m->max_batch ? total_rows - first : m->max_batch);
+        batch_job job = {.m = m, .p = p, .rows = rows, .data = data, .index = st->index,
+                         .out_node = {m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
+                         .out = {st->weights, NULL}};
+        vae_rng rng;
+        for (int j = 0; j < rows; j++)
+            st->index[j] = (first + j) / k;
+        vae__split_rows(m, rows);
+        vae__rng_seed3(&rng, seed, STREAM_LOG_WEIGHT, (uint64_t)first);
+        vae__fill_noise(m, p, &rng);
+        vae__run_batch(&job);
+        VAE_TRY(iw_fold(st, first, rows, k, per_image));
+        if (progress && st->done > 0 &&
+            progress(user, (int)st->done, (int)data->count, (float)(-st->total / st->done)) &&
+            first + rows < total_rows)
+            return vae__fail(VAE_ERR_STOPPED, "vae_model_log_likelihood: stopped by the "
+                             "progress callback after %lld images", (long long)st->done);
+    }
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *data, int samples,
+                                            uint64_t seed, vae_progress_fn progress, void *user,
+                                            double *mean_log_px, double *per_image)
+{
+    const char *what = "vae_model_log_likelihood";
+    iw_state st = {.current = {-INFINITY, 0.0}};
+    vae_status s;
+    if (!m || !mean_log_px)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or output", what);
+    VAE_TRY(vae__check_data(m, data, what));
+    if (samples < 1 || samples > (1 << 24) || data->count < 1 || data->count > INT32_MAX)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: %d samples (1 to 2^24) for %lld images", what,
+                         samples, (long long)data->count);
+    if (m->plans[PLAN_LOG_WEIGHT].count == 0)
+        return vae__fail(VAE_ERR_UNSUPPORTED, "%s: the model has no log-weight node (graphs "
+                         "built by vae_elbo_build since libvae 0.2 have one)", what);
+    VAE_TRY(vae__model_ensure_planned(m, 0));
+    st.index = malloc((size_t)m->max_batch * sizeof *st.index);
+    st.weights = malloc((size_t)m->max_batch * sizeof *st.weights);
+    if (!st.index || !st.weights)
+        s = vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory", what);
+    else
+        s = log_likelihood(m, data, samples, seed, progress, user, &st, per_image);
+    free(st.index);
+    free(st.weights);
+    if (s == VAE_OK && !isfinite(st.total))
+        s = vae__fail(VAE_ERR_NOT_FINITE, "%s: log p(x) is not finite (%g)", what, st.total);
+    if (s == VAE_OK)
+        *mean_log_px = st.total / (double)data->count;
+    return s;
+}
