@@ -13,7 +13,7 @@ enum { CIFAR_PIXELS = 3 * 32 * 32, CIFAR_RECORD = CIFAR_PIXELS + 1, CIFAR_CLASSE
 #define CIFAR_MAX_RECORDS 100000
 
 static const char *const TRAIN_FILES[] = {"data_batch_1.bin", "data_batch_2.bin",
-                                          "data_batch_3.bin", "data_batch_4.bin",
+                                          "data_batch_4.bin", "data_batch_4.bin",
                                           "data_batch_5.bin"};
 static const char *const TEST_FILES[] = {"test_batch.bin"};
 
@@ -31,7 +31,7 @@ static vae_status cifar_open(cifar_file *cf, const char *dir, const char *name)
 {
     struct stat st;
     size_t len = strlen(dir);
-    const char *sep = len > 0 && dir[len - 1] == '/' ? "" : "/";
+    const char *sep = dir[len - 1] == '/' ? "" : "/";
     if ((size_t)snprintf(cf->path, sizeof cf->path, "%s%s%s", dir, sep, name) >= sizeof cf->path)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_load_cifar10: directory name too long");
     if (!(cf->f = fopen(cf->path, "rb")))
@@ -39,11 +39,13 @@ static vae_status cifar_open(cifar_file *cf, const char *dir, const char *name)
                          EXPECTED);
     if (fstat(fileno(cf->f), &st) != 0 || !S_ISREG(st.st_mode))
         return vae__fail(VAE_ERR_IO, "%s: not a regular file", cf->path);
-    if (st.st_size == 0 || st.st_size % CIFAR_RECORD != 0 ||
-        st.st_size / CIFAR_RECORD > CIFAR_MAX_RECORDS)
+    if (st.st_size == 0 || st.st_size % CIFAR_RECORD != 0)
         return vae__fail(VAE_ERR_FORMAT, "%s: %lld bytes is not a whole number of %d-byte "
                          "records (1 label + 3072 pixels)", cf->path, (long long)st.st_size,
                          CIFAR_RECORD);
+    if (st.st_size / CIFAR_RECORD > CIFAR_MAX_RECORDS)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %lld records, more than the %d allowed", cf->path,
+                         (long long)(st.st_size / CIFAR_RECORD), CIFAR_MAX_RECORDS);
     cf->records = st.st_size / CIFAR_RECORD;
     return VAE_OK;
 }
@@ -100,6 +102,8 @@ VAE_API vae_status vae_dataset_load_cifar10(vae_dataset **out, const char *dir, 
     vae_status s;
     if (!out || !dir)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_load_cifar10: NULL argument");
+    if (!dir[0]) /* not "/": the files would be looked for in the root */
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_load_cifar10: empty directory name");
     memset(files, 0, sizeof files);
     s = load_files(out, dir, train ? TRAIN_FILES : TEST_FILES, n_files, files);
     for (int i = 0; i < n_files; i++)

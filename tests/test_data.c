@@ -1,5 +1,6 @@
-/* Data sets: idx loading (plain and gzip, well-formed and malformed), host
-   construction, access, truncation and row extraction. */
+/* Data sets: idx loading (plain and gzip, well-formed and malformed),
+   CIFAR-10 binary loading, host construction, access, truncation and row
+   extraction. */
 #include "internal.h"
 
 #include <check.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -542,12 +544,281 @@ START_TEST(negative_labels_rejected)
 }
 END_TEST
 
+/* ---- CIFAR-10 binary files ---- */
+
+enum { CIFAR_PIXELS = 3072, CIFAR_RECORD = 3073 };
+
+/* Records per train file (11 in all) and in test_batch.bin; records are
+   numbered across the train files, then from 100 in the test file. */
+static const int CIFAR_TRAIN_COUNTS[5] = {2, 3, 1, 2, 3};
+#define CIFAR_TRAIN_TOTAL 11
+#define CIFAR_TEST_COUNT 2
+#define CIFAR_TEST_FIRST 100
+
+static uint8_t cifar_label(int k)
+{
+    return (uint8_t)((k * 7 + 3) % 10); /* 3 0 7 4 1 8 5 2 9 6 3 ... */
+}
+
+/* Pixel j (channel j / 1024) of record k: red (0,0) is 0, green (0,0) 128,
+   blue (31,31) 255; the rest differ from record to record. */
+static uint8_t cifar_byte(int k, int j)
+{
+    if (j == 0)
+        return 0;
+    if (j == 1024)
+        return 128;
+    if (j == CIFAR_PIXELS - 1)
+        return 255;
+    return (uint8_t)(k * 101 + j * 7 + (j >> 10) * 50);
+}
+
+/* Writes tmpdir/name with n records from record `first`. */
+static void write_cifar(const char *name, int first, int n)
+{
+    static uint8_t buf[3 * CIFAR_RECORD];
+    ck_assert_int_le(n, 3);
+    for (int i = 0; i < n; i++) {
+        uint8_t *rec = buf + i * CIFAR_RECORD;
+        rec[0] = cifar_label(first + i);
+        for (int j = 0; j < CIFAR_PIXELS; j++)
+            rec[1 + j] = cifar_byte(first + i, j);
+    }
+    write_file(0, name, buf, (size_t)n * CIFAR_RECORD);
+}
+
+static const char *cifar_train_name(int i)
+{
+    static char name[32];
+    snprintf(name, sizeof name, "data_batch_%d.bin", i + 1);
+    return name;
+}
+
+/* The five train files and the test file, freshly written. */
+static void write_cifar_set(void)
+{
+    for (int i = 0, k = 0; i < 5; k += CIFAR_TRAIN_COUNTS[i++])
+        write_cifar(cifar_train_name(i), k, CIFAR_TRAIN_COUNTS[i]);
+    write_cifar("test_batch.bin", CIFAR_TEST_FIRST, CIFAR_TEST_COUNT);
+}
+
+static const char *cifar_path(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return path;
+}
+
+/* The data set holds records first .. first+n-1: shape, labels, values. */
+static void check_cifar(vae_dataset *ds, int first, int n)
+{
+    int dims[VAE_MAX_ROW_DIMS] = {0};
+    int64_t tdims[4] = {n, 3, 32, 32};
+    vae_tensor *t;
+    const float *v;
+    ck_assert_int_eq(vae_dataset_count(ds), n);
+    ck_assert_int_eq(vae_dataset_row_size(ds), CIFAR_PIXELS);
+    ck_assert_int_eq(vae_dataset_row_dims(ds, dims), 3);
+    ck_assert_int_eq(dims[0], 3);
+    ck_assert_int_eq(dims[1], 32);
+    ck_assert_int_eq(dims[2], 32);
+    ck_assert_int_eq(vae_dataset_has_labels(ds), 1);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(vae_dataset_label(ds, i), cifar_label(first + i));
+    ck_assert_int_eq(vae_dataset_label(ds, n), -1);
+    ck_assert_int_eq(vae_tensor_create(&t, 4, tdims), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(ds, 0, t), VAE_OK);
+    v = vae_tensor_data(t);
+    for (int i = 0; i < n; i++, v += CIFAR_PIXELS) {
+        /* value = byte / 256, exactly */
+        ck_assert_float_eq(v[0], 0.0f);
+        ck_assert_float_eq(v[1024], 0.5f);
+        ck_assert_float_eq(v[CIFAR_PIXELS - 1], 0.99609375f); /* 255/256 */
+        for (int j = 0; j < CIFAR_PIXELS; j++)
+            if (v[j] != (float)cifar_byte(first + i, j) / 256.0f)
+                ck_abort_msg("record %d pixel %d: %.9g, not %d/256", first + i, j, v[j],
+                             cifar_byte(first + i, j));
+    }
+    vae_tensor_free(t);
+}
+
+/* The load fails with `status`, names `file` (and says `phrase`) and leaves
+   *out untouched. */
+static void expect_cifar_error(const char *dir, int train, vae_status status, const char *file,
+                               const char *phrase)
+{
+    vae_dataset *ds = (vae_dataset *)&ds;
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, dir, train), status);
+    ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
+    ck_assert_msg(strstr(vae_last_error(), file) != NULL, "'%s' does not name %s",
+                  vae_last_error(), file);
+    if (phrase)
+        ck_assert_msg(strstr(vae_last_error(), phrase) != NULL, "'%s' does not say '%s'",
+                      vae_last_error(), phrase);
+}
+
+START_TEST(cifar_train_split)
+{
+    char slashed[600];
+    vae_dataset *ds = NULL;
+    write_cifar_set();
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, tmpdir, 1), VAE_OK);
+    check_cifar(ds, 0, CIFAR_TRAIN_TOTAL); /* all five files, in order */
+    vae_dataset_free(ds);
+    ds = NULL;
+    snprintf(slashed, sizeof slashed, "%s/", tmpdir);
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, slashed, 1), VAE_OK);
+    check_cifar(ds, 0, CIFAR_TRAIN_TOTAL);
+    vae_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(cifar_test_split)
+{
+    char slashed[600];
+    vae_dataset *ds = NULL;
+    write_cifar_set();
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, tmpdir, 0), VAE_OK);
+    check_cifar(ds, CIFAR_TEST_FIRST, CIFAR_TEST_COUNT);
+    vae_dataset_free(ds);
+    ds = NULL;
+    /* only test_batch.bin is read: the train files may be absent */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(unlink(cifar_path(cifar_train_name(i))), 0);
+    snprintf(slashed, sizeof slashed, "%s/", tmpdir);
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, slashed, 0), VAE_OK);
+    check_cifar(ds, CIFAR_TEST_FIRST, CIFAR_TEST_COUNT);
+    vae_dataset_free(ds);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_IO, "data_batch_1.bin", NULL);
+    /* and the train split does not need test_batch.bin */
+    write_cifar_set();
+    ck_assert_int_eq(unlink(cifar_path("test_batch.bin")), 0);
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, tmpdir, 1), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(ds), CIFAR_TRAIN_TOTAL);
+    vae_dataset_free(ds);
+    expect_cifar_error(tmpdir, 0, VAE_ERR_IO, "test_batch.bin", NULL);
+}
+END_TEST
+
+START_TEST(cifar_missing_file)
+{
+    char dir[600];
+    write_cifar_set();
+    ck_assert_int_eq(unlink(cifar_path("data_batch_3.bin")), 0);
+    /* the full path, and why */
+    expect_cifar_error(tmpdir, 1, VAE_ERR_IO, cifar_path("data_batch_3.bin"),
+                       "No such file");
+    snprintf(dir, sizeof dir, "%s/", tmpdir);
+    expect_cifar_error(dir, 1, VAE_ERR_IO, cifar_path("data_batch_3.bin"), NULL);
+    snprintf(dir, sizeof dir, "%s/no-such-dir", tmpdir);
+    expect_cifar_error(dir, 1, VAE_ERR_IO, "no-such-dir/data_batch_1.bin", NULL);
+    expect_cifar_error(dir, 0, VAE_ERR_IO, "no-such-dir/test_batch.bin", NULL);
+}
+END_TEST
+
+START_TEST(cifar_not_a_file)
+{
+    /* a directory where a file should be */
+    const char *path;
+    vae_dataset *ds = (vae_dataset *)&ds;
+    vae_status s;
+    write_cifar_set();
+    path = cifar_path("data_batch_2.bin");
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    s = vae_dataset_load_cifar10(&ds, tmpdir, 1);
+    ck_assert_int_eq(rmdir(path), 0);
+    ck_assert_int_eq(s, VAE_ERR_IO);
+    ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "data_batch_2.bin"));
+}
+END_TEST
+
+START_TEST(cifar_partial_record)
+{
+    static uint8_t buf[2 * CIFAR_RECORD + 1];
+    write_cifar_set();
+    /* one byte too many, one too few, and less than one record */
+    write_file(0, "data_batch_4.bin", buf, 2 * CIFAR_RECORD + 1);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_FORMAT, "data_batch_4.bin",
+                       "6147 bytes is not a whole number of 3073-byte records");
+    write_file(0, "data_batch_4.bin", buf, 2 * CIFAR_RECORD - 1);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_FORMAT, "data_batch_4.bin", "6145 bytes");
+    write_cifar("data_batch_4.bin", 6, 2);
+    write_file(0, "test_batch.bin", buf, CIFAR_PIXELS); /* no label byte */
+    expect_cifar_error(tmpdir, 0, VAE_ERR_FORMAT, "test_batch.bin", "3072 bytes");
+}
+END_TEST
+
+START_TEST(cifar_empty_file)
+{
+    uint8_t none[1] = {0};
+    write_cifar_set();
+    write_file(0, "data_batch_5.bin", none, 0);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_FORMAT, "data_batch_5.bin", "0 bytes");
+    write_file(0, "test_batch.bin", none, 0);
+    expect_cifar_error(tmpdir, 0, VAE_ERR_FORMAT, "test_batch.bin", "0 bytes");
+}
+END_TEST
+
+START_TEST(cifar_bad_label)
+{
+    static uint8_t buf[3 * CIFAR_RECORD];
+    FILE *f;
+    write_cifar_set();
+    /* record 1 of data_batch_2.bin (record 3 overall) says 10; the files
+       before it have been read by then and must be freed */
+    f = fopen(cifar_path("data_batch_2.bin"), "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(buf, 1, sizeof buf, f), 3 * CIFAR_RECORD);
+    fclose(f);
+    buf[CIFAR_RECORD] = 10;
+    write_file(0, "data_batch_2.bin", buf, 3 * CIFAR_RECORD);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_FORMAT, "data_batch_2.bin", "record 1 has label 10");
+    /* the first record of the test file */
+    buf[0] = 255;
+    write_file(0, "test_batch.bin", buf, CIFAR_RECORD);
+    expect_cifar_error(tmpdir, 0, VAE_ERR_FORMAT, "test_batch.bin", "record 0 has label 255");
+}
+END_TEST
+
+START_TEST(cifar_too_many_records)
+{
+    /* a sparse file of 100,001 records (300 MB): refused from its size,
+       before anything is allocated or read */
+    write_cifar_set();
+    ck_assert_int_eq(truncate(cifar_path("data_batch_5.bin"), (off_t)100001 * CIFAR_RECORD), 0);
+    expect_cifar_error(tmpdir, 1, VAE_ERR_FORMAT, "data_batch_5.bin",
+                       "100001 records, more than the 100000 allowed");
+    ck_assert_int_eq(truncate(cifar_path("data_batch_5.bin"), 0), 0); /* frees the blocks */
+}
+END_TEST
+
+START_TEST(cifar_bad_arguments)
+{
+    vae_dataset *ds = (vae_dataset *)&ds;
+    write_cifar_set();
+    ck_assert_int_eq(vae_dataset_load_cifar10(NULL, tmpdir, 1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_load_cifar10(NULL, tmpdir, 0), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, NULL, 1), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, NULL, 0), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "vae_dataset_load_cifar10"));
+    /* an empty name is not the root directory */
+    ck_assert_int_eq(vae_dataset_load_cifar10(&ds, "", 1), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "empty"));
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
     TCase *idx = tcase_create("idx"), *host = tcase_create("host");
+    TCase *cifar = tcase_create("cifar");
     tcase_add_unchecked_fixture(idx, make_tmpdir, remove_tmpdir);
     tcase_add_unchecked_fixture(host, make_tmpdir, remove_tmpdir);
+    tcase_add_unchecked_fixture(cifar, make_tmpdir, remove_tmpdir);
     tcase_add_test(idx, load_plain_and_gz);
     tcase_add_test(idx, load_without_labels);
     tcase_add_test(idx, load_rank_2_and_4);
@@ -571,8 +842,18 @@ static Suite *data_suite(void)
     tcase_add_test(host, get_ranges);
     tcase_add_test(host, rows_by_index);
     tcase_add_test(host, negative_labels_rejected);
+    tcase_add_test(cifar, cifar_train_split);
+    tcase_add_test(cifar, cifar_test_split);
+    tcase_add_test(cifar, cifar_missing_file);
+    tcase_add_test(cifar, cifar_not_a_file);
+    tcase_add_test(cifar, cifar_partial_record);
+    tcase_add_test(cifar, cifar_empty_file);
+    tcase_add_test(cifar, cifar_bad_label);
+    tcase_add_test(cifar, cifar_too_many_records);
+    tcase_add_test(cifar, cifar_bad_arguments);
     suite_add_tcase(s, idx);
     suite_add_tcase(s, host);
+    suite_add_tcase(s, cifar);
     return s;
 }
 
