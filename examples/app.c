@@ -107,20 +107,50 @@ static int load_data(app_run *r)
 
 /* ---- the model ---- */
 
+/* z0 ~ q(z|x), then o->flow_steps IAF steps of alternating order; *z is
+   the last step's output and *log_det the sum of their log-determinants. */
+static vae_status add_flow(vae_graph *g, const ex_options *o, int z0, int h, int *z, int *log_det)
+{
+    *z = z0;
+    *log_det = -1;
+    for (int i = 0; i < o->flow_steps; i++) {
+        char name[32];
+        int step_log_det;
+        snprintf(name, sizeof name, "flow.%d", i);
+        VAE_CHECK(vae_layer_iaf_step(g, *z, h, o->iaf_hidden, i % 2, name, z, &step_log_det));
+        if (*log_det < 0)
+            *log_det = step_log_det;
+        else
+            VAE_CHECK(vae_op_add(g, *log_det, step_log_det, log_det));
+    }
+    return VAE_OK;
+}
+
+static vae_status build_graph(const app_run *r, vae_graph *g)
+{
+    const ex_options *o = &r->opt;
+    int dims[3] = {r->channels, r->height, r->width}, x, mu, logvar, h = -1, z0, z, log_det;
+    int logits, objective;
+    vae_likelihood lik = o->loss == EX_LOSS_MSE ? VAE_LIKELIHOOD_GAUSSIAN_UNIT : VAE_LIKELIHOOD_BERNOULLI;
+    VAE_CHECK(vae_graph_input(g, "x", 3, dims, &x));
+    VAE_CHECK(r->app->net->encoder(g, x, o, o->flow_steps > 0, &mu, &logvar, &h));
+    VAE_CHECK(vae_op_sample_normal(g, mu, logvar, &z0));
+    VAE_CHECK(add_flow(g, o, z0, h, &z, &log_det));
+    VAE_CHECK(r->app->net->decoder(g, z, x, o, &logits));
+    if (o->flow_steps == 0)
+        return vae_elbo_build(g, x, mu, logvar, z, logits, lik, r->app->objective, r->app->beta,
+                              &objective);
+    return vae_elbo_build_flow(g, x, mu, logvar, z0, z, log_det, logits, lik, r->app->objective,
+                               r->app->beta, &objective);
+}
+
 static int build_model(app_run *r)
 {
     const ex_options *o = &r->opt;
     vae_graph *g;
-    int dims[3] = {r->channels, r->height, r->width}, x, mu, logvar, z, logits, objective;
-    vae_likelihood lik = o->loss == EX_LOSS_MSE ? VAE_LIKELIHOOD_GAUSSIAN_UNIT : VAE_LIKELIHOOD_BERNOULLI;
     vae_status s;
     CALL(r, "building the network", vae_graph_create(&g, o->seed));
-    s = vae_graph_input(g, "x", 3, dims, &x);
-    if (s == VAE_OK)
-        s = r->app->build(g, x, o, &mu, &logvar, &z, &logits);
-    if (s == VAE_OK)
-        s = vae_elbo_build(g, x, mu, logvar, z, logits, lik, r->app->objective, r->app->beta,
-                           &objective);
+    s = build_graph(r, g);
     if (s == VAE_OK)
         s = vae_model_create(&r->model, g);
     if (s != VAE_OK) {
@@ -169,9 +199,15 @@ static int write_metrics_header(app_run *r)
         perror(r->path);
         return 1;
     }
-    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss\n%s",
+    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim\n%s",
             r->kept_rows ? r->kept_rows : "");
     return fclose(f) != 0;
+}
+
+/* Nats per image as bits per pixel value. */
+static double bits_per_dim(const app_run *r, double nats)
+{
+    return nats / ((double)r->pixels * log(2.0));
 }
 
 static int append_metrics(app_run *r, int epoch, double seconds, double ips)
@@ -181,8 +217,8 @@ static int append_metrics(app_run *r, int epoch, double seconds, double ips)
         perror(r->path);
         return 1;
     }
-    fprintf(f, "%d,%.3f,%.0f,%.4f,%.4f\n", epoch, seconds, ips, r->train_loss[epoch - 1],
-            r->test_loss[epoch - 1]);
+    fprintf(f, "%d,%.3f,%.0f,%.4f,%.4f,%.5f\n", epoch, seconds, ips, r->train_loss[epoch - 1],
+            r->test_loss[epoch - 1], bits_per_dim(r, r->test_loss[epoch - 1]));
     return fclose(f) != 0;
 }
 
@@ -437,6 +473,50 @@ static int train(app_run *r)
     return 0;
 }
 
+/* ---- importance-weighted evaluation ---- */
+
+typedef struct eval_progress {
+    double start, last_print;
+} eval_progress;
+
+static int on_eval_batch(void *user, int done, int count, float nll)
+{
+    eval_progress *p = user;
+    double now = ex_now();
+    if (now - p->last_print >= 10.0 || done == count) {
+        fprintf(stderr, "  %d/%d test images, -log p(x) %.3f nats so far, %.0f s\n", done, count,
+                (double)nll, now - p->start);
+        p->last_print = now;
+    }
+    return 0;
+}
+
+/* --eval-iw K: log p(x) of the test set (or its first --eval-limit images)
+   with K importance samples, to eval.csv. */
+static int evaluate_iw(app_run *r)
+{
+    const ex_options *o = &r->opt;
+    eval_progress p = {.start = ex_now(), .last_print = ex_now()};
+    double log_px;
+    FILE *f;
+    if (o->eval_limit > 0 && o->eval_limit < vae_dataset_count(r->test))
+        CALL(r, "--eval-limit", vae_dataset_truncate(r->test, o->eval_limit));
+    printf("importance-weighted log p(x): %lld test images, %d samples each\n",
+           (long long)vae_dataset_count(r->test), o->eval_iw);
+    fflush(stdout);
+    CALL(r, "--eval-iw", vae_model_log_likelihood(r->model, r->test, o->eval_iw, o->seed,
+                                                  on_eval_batch, &p, &log_px, NULL));
+    printf("log p(x) >= %.3f nats per image (k = %d), %.4f bits per dimension, %.0f s\n", log_px,
+           o->eval_iw, bits_per_dim(r, -log_px), ex_now() - p.start);
+    if (!(f = fopen(out_path(r, "eval.csv"), "w"))) {
+        perror(r->path);
+        return 1;
+    }
+    fprintf(f, "k,log_px_nats,bits_per_dim\n%d,%.4f,%.5f\n", o->eval_iw, log_px,
+            bits_per_dim(r, -log_px));
+    return fclose(f) != 0;
+}
+
 /* ---- the program ---- */
 
 /* --load FILE --decode X,Y,...: one image and exit. */
@@ -506,6 +586,8 @@ static int run_app(app_run *r)
             return 1;
     }
     rc = draw_all(r);
+    if (r->opt.eval_iw > 0)
+        rc |= evaluate_iw(r);
     printf("pictures and metrics are in %s/\n", r->opt.out_dir);
     return rc;
 }

@@ -17,6 +17,16 @@ typedef struct app_run app_run;
             return check_s_;              \
     } while (0)
 
+/* A network: the encoder on input x ((C, H, W) rows) adds the latent mean
+   and log-variance and, when with_context, a context vector h for the flow
+   steps (else *h is left alone); the decoder on z adds logits shaped like
+   x.  The program puts the sample and any flow steps in between. */
+typedef struct app_net {
+    vae_status (*encoder)(vae_graph *g, int x, const ex_options *o, int with_context, int *mu,
+                          int *logvar, int *h);
+    vae_status (*decoder)(vae_graph *g, int z, int x, const ex_options *o, int *logits);
+} app_net;
+
 typedef struct app {
     const char *name;         /* program name for messages */
     const char *description;  /* for --help */
@@ -24,10 +34,7 @@ typedef struct app {
     ex_options defaults;      /* the run's defaults */
     vae_objective objective;  /* training objective and KL weight */
     float beta;
-    /* Adds the network on input x (C, H, W rows): the latent mean,
-       log-variance and sample, and the decoder's logits shaped like x. */
-    vae_status (*build)(vae_graph *g, int x, const ex_options *o, int *mu, int *logvar, int *z,
-                        int *logits);
+    const struct app_net *net;
     /* Loads the training and test sets; NULL: MNIST-style idx files. */
     int (*load)(const ex_options *o, vae_dataset **train, vae_dataset **test);
     int quantile_grid;        /* 2-D latents: also the 15x15 normal-quantile grid */
@@ -36,10 +43,8 @@ typedef struct app {
 
 int app_main(int argc, char **argv, const app *a);
 
-/* Networks shared by the programs (nets.c). */
-vae_status app_dense_net(vae_graph *g, int x, const ex_options *o, int *mu, int *logvar, int *z,
-                         int *logits);
-vae_status app_conv_net(vae_graph *g, int x, const ex_options *o, int *mu, int *logvar, int *z,
-                        int *logits);
+/* Networks shared by the programs (nets.c): R1/R4's dense ReLU layers,
+   R3's tanh Gaussian/Bernoulli MLPs, R2's convolutions. */
+extern const app_net app_dense_net, app_mlp_net, app_conv_net;
 
 #endif

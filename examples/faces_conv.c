@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         .fetch_hint = "",
         .objective = VAE_OBJECTIVE_PIXEL_MEAN,
         .beta = 5e-4f,
-        .build = app_conv_net,
+        .net = &app_conv_net,
         .load = load_folder,
         .recon_every_epoch = 1,
     };

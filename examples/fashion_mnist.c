@@ -13,7 +13,7 @@ int main(int argc, char **argv)
                       "or pass --data DIR with the four idx files.",
         .objective = VAE_OBJECTIVE_ELBO,
         .beta = 1.0f,
-        .build = app_dense_net,
+        .net = &app_dense_net,
     };
     ex_options_init(&a.defaults);
     a.defaults.data_dir = "/usr/share/datasets/fashion-mnist";

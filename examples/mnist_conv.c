@@ -17,7 +17,7 @@ int main(int argc, char **argv)
                       "then pass --data DIR.",
         .objective = VAE_OBJECTIVE_PIXEL_MEAN,
         .beta = 5e-4f,
-        .build = app_conv_net,
+        .net = &app_conv_net,
         .quantile_grid = 1,
     };
     ex_options_init(&a.defaults);

@@ -14,7 +14,7 @@ int main(int argc, char **argv)
                       "then pass --data DIR.",
         .objective = VAE_OBJECTIVE_ELBO,
         .beta = 1.0f,
-        .build = app_dense_net,
+        .net = &app_dense_net,
     };
     ex_options_init(&a.defaults);
     a.defaults.data_dir = "data/mnist";

@@ -13,7 +13,7 @@ enum { CIFAR_PIXELS = 3 * 32 * 32, CIFAR_RECORD = CIFAR_PIXELS + 1, CIFAR_CLASSE
 #define CIFAR_MAX_RECORDS 100000
 
 static const char *const TRAIN_FILES[] = {"data_batch_1.bin", "data_batch_2.bin",
-                                          "data_batch_4.bin", "data_batch_4.bin",
+                                          "data_batch_3.bin", "data_batch_4.bin",
                                           "data_batch_5.bin"};
 static const char *const TEST_FILES[] = {"test_batch.bin"};
 

@@ -16,6 +16,8 @@
 #include "graph.h"
 #include "fastmath.h"
 
+#include <string.h>
+
 static int latent_degree(int i, int units, int reversed)
 {
     return reversed ? units - i : i + 1;
@@ -26,20 +28,36 @@ static int hidden_degree(int k, int units)
     return units > 1 ? k % (units - 1) + 1 : 0;
 }
 
-/* Whether weight (row, col) of a (rows, cols) matrix survives the mask. */
-static int mask_keeps(int kind, int reversed, int rows, int cols, int row, int col)
+/* Zeroes n floats (n <= 0: none). */
+static void zero_run(float *w, int64_t n)
 {
-    if (kind == VAE_MADE_INPUT_TO_HIDDEN)
-        return hidden_degree(col, rows) >= latent_degree(row, rows, reversed);
-    return latent_degree(col, cols, reversed) > hidden_degree(row, cols);
+    if (n > 0)
+        memset(w, 0, (size_t)n * sizeof *w);
 }
 
+/* Hidden degrees repeat 1 .. L-1, so in each period of L-1 hidden units an
+   input of degree d reaches all but the first d-1; an output of degree d
+   hears the hidden units of degree below d.  Both masks are runs of zeros. */
 static void zero_masked(float *w, int kind, int reversed, int rows, int cols)
 {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            if (!mask_keeps(kind, reversed, rows, cols, r, c))
-                w[(int64_t)r * cols + c] = 0.0f;
+    if (kind == VAE_MADE_INPUT_TO_HIDDEN) {
+        int period = rows - 1;
+        for (int i = 0; i < rows; i++) {
+            float *row = w + (int64_t)i * cols;
+            int cut = latent_degree(i, rows, reversed) - 1;
+            if (period == 0)
+                zero_run(row, cols);
+            for (int start = 0; period > 0 && start < cols; start += period)
+                zero_run(row + start, cut < cols - start ? cut : cols - start);
+        }
+    } else {
+        for (int k = 0; k < rows; k++) {
+            /* outputs of degree <= hidden_degree(k): the first t in the
+               natural order, the last t reversed */
+            int t = hidden_degree(k, cols);
+            zero_run(w + (int64_t)k * cols + (reversed ? cols - t : 0), t);
+        }
+    }
 }
 
 void vae__graph_apply_masks(vae_graph *g)

@@ -23,6 +23,7 @@ void ex_options_init(ex_options *opt)
     opt->optimizer = VAE_OPTIMIZER_ADAM;
     opt->lr = 1e-3;
     opt->seed = 42;
+    opt->iaf_hidden = 500;
 }
 
 static const char *const loss_names[] = {"bce", "mse"};
@@ -177,6 +178,14 @@ static int set_option(ex_options *o, const char *flag, const char *v)
         rc = parse_int_flag(flag, v, 0, &o->threads);
     else if (!strcmp(flag, "limit"))
         rc = parse_int_flag(flag, v, 0, &o->limit);
+    else if (!strcmp(flag, "flow-steps"))
+        rc = parse_int_flag(flag, v, 0, &o->flow_steps);
+    else if (!strcmp(flag, "iaf-hidden"))
+        rc = parse_int_flag(flag, v, 1, &o->iaf_hidden);
+    else if (!strcmp(flag, "eval-iw"))
+        rc = parse_int_flag(flag, v, 0, &o->eval_iw);
+    else if (!strcmp(flag, "eval-limit"))
+        rc = parse_int_flag(flag, v, 0, &o->eval_limit);
     else if (!strcmp(flag, "size") && o->size > 0)
         rc = parse_int_flag(flag, v, 4, &o->size);
     else if (!strcmp(flag, "hidden"))
@@ -217,7 +226,8 @@ static int takes_value(const char *flag)
     static const char *const names[] = {"data",   "out",    "epochs", "batch", "hidden",
                                         "latent", "loss",   "optimizer", "lr", "seed",
                                         "threads", "limit", "resume", "load",  "decode",
-                                        "size"};
+                                        "size",   "flow-steps", "iaf-hidden", "eval-iw",
+                                        "eval-limit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(flag, names[i]))
             return 1;
@@ -338,6 +348,17 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
         fprintf(out, "  --limit N             use only the first N images (%d)\n", d->limit);
     else
         fprintf(out, "  --limit N             use only the first N images; 0 = all (all)\n");
+    fprintf(out, "  --flow-steps N        inverse autoregressive flow steps; 0 = none (%d)\n",
+            d->flow_steps);
+    fprintf(out, "  --iaf-hidden N        hidden units of each flow step (%d)\n", d->iaf_hidden);
+    fprintf(out, "  --eval-iw K           at the end, importance-weighted log p(x) of the test\n"
+                 "                        set with K samples, to eval.csv; 0 = off (%d)\n",
+            d->eval_iw);
+    if (d->eval_limit > 0)
+        fprintf(out, "  --eval-limit N        --eval-iw on the first N test images (%d)\n",
+                d->eval_limit);
+    else
+        fprintf(out, "  --eval-limit N        --eval-iw on the first N test images; 0 = all (all)\n");
     fprintf(out, "  --resume FILE         continue training from a saved model (%s)\n",
             d->resume ? d->resume : "none");
     fprintf(out, "  --load FILE           load a saved model instead of building one (%s)\n",

@@ -82,6 +82,12 @@ typedef struct ex_options {
     int size;                /* --size N, for programs that resize images;
                                 0 (the default) means the program takes no
                                 --size flag */
+    int flow_steps;          /* --flow-steps N: IAF steps after the encoder (0: none) */
+    int iaf_hidden;          /* --iaf-hidden N: hidden units of each IAF step */
+    int eval_iw;             /* --eval-iw K: importance-weighted log p(x) of the
+                                test set with K samples at the end (0: off) */
+    int eval_limit;          /* --eval-limit N: only the first N test images
+                                for --eval-iw (0: all) */
     const char *resume;      /* --resume FILE, or NULL */
     const char *load;        /* --load FILE, or NULL */
     float decode[EX_MAX_DECODE]; /* --decode X,Y,... */
@@ -90,7 +96,8 @@ typedef struct ex_options {
 } ex_options;
 
 /* Generic defaults: data "data", out "out", 10 epochs, batch 100, hidden
-   512, latent 2, bce, adam, lr 1e-3, seed 42, every core, no limit. */
+   512, latent 2, bce, adam, lr 1e-3, seed 42, every core, no limit, no
+   flow (IAF hidden 500), no importance-weighted evaluation. */
 void ex_options_init(ex_options *opt);
 
 /* Parse argv over the defaults already in *opt ("--flag value" and
