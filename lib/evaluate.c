@@ -27,7 +27,7 @@ VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, dou
         batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = rows, .data = data,
                          .first = first, .out_node = {-1, -1}};
         vae_rng rng;
-        vae__split_rows(m, rows);
+        vae__split_rows(m, rows, 0);
         vae__rng_seed3(&rng, m->g->seed, STREAM_EVAL, (uint64_t)first);
         vae__fill_noise(m, job.p, &rng);
         vae__run_batch(&job);
@@ -104,7 +104,7 @@ static vae_status log_likelihood(vae_model *m, const vae_dataset *data, int k, u
         vae_rng rng;
         for (int j = 0; j < rows; j++)
             st->index[j] = (first + j) / k;
-        vae__split_rows(m, rows);
+        vae__split_rows(m, rows, 0);
         vae__rng_seed3(&rng, seed, STREAM_LOG_WEIGHT, (uint64_t)first);
         vae__fill_noise(m, p, &rng);
         vae__run_batch(&job);

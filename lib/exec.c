@@ -53,6 +53,10 @@ vae_status vae__model_build_plans(vae_model *m)
     int train[2] = {r[VAE_ROLE_OBJECTIVE], r[VAE_ROLE_NELBO]};
     int encode[2] = {r[VAE_ROLE_LATENT_MEAN], r[VAE_ROLE_LATENT_LOGVAR]};
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_TRAIN], train, 2, r[VAE_ROLE_INPUT]));
+    for (int k = 0; k < m->plans[PLAN_TRAIN].count; k++) {
+        int op = m->g->nodes[m->plans[PLAN_TRAIN].nodes[k]].op;
+        m->has_conv |= op == OP_CONV2D || op == OP_CONV2D_TRANSPOSE;
+    }
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_EVAL], &r[VAE_ROLE_NELBO], 1, r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_ENCODE], encode, 2, r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_RECONSTRUCT], &r[VAE_ROLE_DECODED], 1,
@@ -277,12 +281,13 @@ void vae__backward(const vae_model *m, const plan *p, exec_ctx *c)
     }
 }
 
-void vae__split_rows(vae_model *m, int rows)
+void vae__split_rows(vae_model *m, int rows, int single)
 {
     for (int t = 0; t < m->threads; t++) {
         worker *w = &m->workers[t];
-        w->lo = (int)((int64_t)rows * t / m->threads);
-        w->hi = (int)((int64_t)rows * (t + 1) / m->threads);
+        int parts = single ? 1 : m->threads;
+        w->lo = t >= parts ? rows : (int)((int64_t)rows * t / parts);
+        w->hi = t >= parts ? rows : (int)((int64_t)rows * (t + 1) / parts);
         w->c.rows = w->hi - w->lo;
         w->c.total_rows = rows;
     }
@@ -358,5 +363,14 @@ static void run_slice(void *arg, int t)
 
 void vae__run_batch(batch_job *job)
 {
-    vae__pool_run(job->m->pool, run_slice, job);
+    vae_model *m = job->m;
+    if (!job->single) {
+        vae__pool_run(m->pool, run_slice, job);
+        return;
+    }
+    for (int t = 1; t < m->threads; t++)
+        m->workers[t].objective = m->workers[t].nelbo_sum = 0.0;
+    m->workers[0].c.pool = m->pool;
+    vae__pool_run(NULL, run_slice, job);
+    m->workers[0].c.pool = NULL;
 }

@@ -81,6 +81,8 @@ typedef struct exec_ctx {
     unsigned char *fresh; /* per node: gradient not yet written this pass */
     float *param_grad; /* this thread's gradient of all parameters */
     float *work;       /* scratch shared by all ops, planned for the largest need */
+    struct vae_pool *pool; /* when one context takes the whole batch: the
+                              threads its matrix products are split over */
 } exec_ctx;
 
 /* nodes: the graph's node table; id: the node to compute. */
@@ -135,6 +137,11 @@ vae_status vae__graph_add_per_row(vae_graph *g, int op, int n_in, const int *in,
    activation folded in (ops_conv.c); the public builders pass -1, NONE. */
 vae_status vae__op_conv(vae_graph *g, int transposed, int x, int w, int b, int kernel, int stride,
                         vae_padding padding, vae_activation act, int *out);
+/* C (m, n) = op(A) op(B) + beta C, row-major, through the BLAS; split by
+   columns over c->pool's threads when there is one and the product is
+   large enough (ops_linear.c). */
+void vae__gemm(const exec_ctx *c, int trans_a, int trans_b, int m, int n, int k, const float *a,
+               int lda, const float *b, int ldb, float beta, float *cc, int ldc);
 /* The matrix product's passes (ops_linear.c), shared with the masked one. */
 void vae__matmul_forward(const node *nodes, int id, exec_ctx *c);
 void vae__matmul_backward(const node *nodes, int id, exec_ctx *c);

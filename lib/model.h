@@ -39,6 +39,7 @@ vae_status vae__pool_create(vae_pool **out, int threads);
    Denormals are flushed to zero meanwhile. */
 void vae__pool_run(vae_pool *p, void (*fn)(void *arg, int index), void *arg);
 void vae__pool_free(vae_pool *p);
+int vae__pool_threads(const vae_pool *p);
 
 /* Optimizer state; see optim.c. */
 struct vae_optimizer {
@@ -65,6 +66,7 @@ struct vae_model {
     worker *workers;   /* threads of them once planned */
     vae_pool *pool;
     int planned;       /* values are allocated for max_batch and threads */
+    int has_conv;      /* the training plan has convolutions */
     int64_t planned_bytes;
     train_state train;
     vae_optimizer *saved_optimizer; /* from a loaded file, until restored */
@@ -81,9 +83,10 @@ void vae__model_unplan(vae_model *m);
 void vae__forward(const vae_model *m, const plan *p, exec_ctx *c);
 void vae__backward(const vae_model *m, const plan *p, exec_ctx *c);
 
-/* Splits `rows` between the workers and fills every noise node of plan p
+/* Splits `rows` between the workers (or, if single, gives them all to the
+   first) and fills every noise node of plan p
    from rng, node by node, so the draws do not depend on the thread count. */
-void vae__split_rows(vae_model *m, int rows);
+void vae__split_rows(vae_model *m, int rows, int single);
 void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng);
 /* Sets the noise nodes of plan p to zero for every planned row. */
 void vae__zero_noise(vae_model *m, const plan *p);
@@ -98,6 +101,8 @@ typedef struct batch_job {
     const int64_t *index;      /* ... picked by index, or from first */
     int64_t first;
     int backward;
+    int single;                /* worker 0 takes every row, its matrix
+                                  products split over all threads */
     int out_node[2];           /* batched nodes to copy out, or -1 */
     float *out[2];
 } batch_job;

@@ -1,16 +1,56 @@
 /* Linear maps: matrix products through the BLAS, and bias. */
-#include "graph.h"
+#include "model.h"
 
 #include <cblas.h>
 #include <string.h>
+
+/* A product this small is not worth waking other threads for. */
+#define SPLIT_MIN_MACS ((int64_t)1 << 19)
+
+typedef struct gemm_job {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, parts;
+    const float *a, *b;
+    float beta;
+    float *c;
+} gemm_job;
+
+static void gemm_columns(const gemm_job *j, int lo, int hi)
+{
+    const float *b = j->trans_b ? j->b + (int64_t)lo * j->ldb : j->b + lo;
+    if (hi > lo)
+        cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans,
+                    j->trans_b ? CblasTrans : CblasNoTrans, j->m, hi - lo, j->k, 1.0f, j->a,
+                    j->lda, b, j->ldb, j->beta, j->c + lo, j->ldc);
+}
+
+/* Thread t's share of the columns, in multiples of 16 (a cache line). */
+static void gemm_part(void *arg, int t)
+{
+    const gemm_job *j = arg;
+    int lo = (int)(((int64_t)j->n * t / j->parts) & ~15), hi;
+    hi = t + 1 == j->parts ? j->n : (int)(((int64_t)j->n * (t + 1) / j->parts) & ~15);
+    gemm_columns(j, lo, hi);
+}
+
+void vae__gemm(const exec_ctx *c, int trans_a, int trans_b, int m, int n, int k, const float *a,
+               int lda, const float *b, int ldb, float beta, float *cc, int ldc)
+{
+    gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, a, b, beta, cc};
+    if (c->pool && (int64_t)m * n * k >= SPLIT_MIN_MACS && n >= 64) {
+        j.parts = vae__pool_threads(c->pool);
+        vae__pool_run(c->pool, gemm_part, &j);
+    } else {
+        gemm_columns(&j, 0, n);
+    }
+}
 
 /* y (B,N) = x (B,K) w (K,N) */
 void vae__matmul_forward(const node *nodes, int id, exec_ctx *c)
 {
     const node *n = &nodes[id], *w = &nodes[n->in[1]];
     int k = w->dims[0], cols = w->dims[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->rows, cols, k, 1.0f,
-                c->val[n->in[0]], k, c->val[n->in[1]], cols, 0.0f, c->val[id], cols);
+    vae__gemm(c, 0, 0, c->rows, cols, k, c->val[n->in[0]], k, c->val[n->in[1]], cols, 0.0f,
+              c->val[id], cols);
 }
 
 /* dx (B,K) += dy w^T;  dw (K,N) += x^T dy */
@@ -20,11 +60,9 @@ void vae__matmul_backward(const node *nodes, int id, exec_ctx *c)
     int k = w->dims[0], cols = w->dims[1];
     float beta, *dx, *dw;
     if ((dx = vae__grad_beta(c, nodes, n->in[0], &beta)))
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->rows, k, cols, 1.0f, c->grad[id],
-                    cols, c->val[n->in[1]], cols, beta, dx, k);
+        vae__gemm(c, 0, 1, c->rows, k, cols, c->grad[id], cols, c->val[n->in[1]], cols, beta, dx, k);
     if ((dw = vae__grad_beta(c, nodes, n->in[1], &beta)))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, cols, c->rows, 1.0f,
-                    c->val[n->in[0]], k, c->grad[id], cols, beta, dw, cols);
+        vae__gemm(c, 1, 0, k, cols, c->rows, c->val[n->in[0]], k, c->grad[id], cols, beta, dw, cols);
 }
 
 VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out)

@@ -165,6 +165,8 @@ void vae__pool_run(vae_pool *p, void (*fn)(void *, int), void *arg)
     fast_fp_leave(fp_mode);
 }
 
+int vae__pool_threads(const vae_pool *p) { return p ? p->threads : 1; }
+
 void vae__pool_free(vae_pool *p)
 {
     if (!p)

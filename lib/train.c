@@ -9,10 +9,18 @@
 #include <string.h>
 
 
+/* Below this many rows per thread a batch is not split between workers:
+   one worker takes it and splits each matrix product by columns instead,
+   so weights are packed and gradients written once, with no reduction
+   (R3 at batch 32: 1.5x faster).  Graphs with convolutions, whose GEMMs
+   are large for any batch, always split the batch. */
+#define SPLIT_BATCH_MIN_ROWS 32
+
 typedef struct update_job {
     vae_model *m;
     vae_optimizer *opt;
     float scale;
+    int single; /* only worker 0 has a gradient */
     double sumsq[64];
 } update_job;
 
@@ -33,7 +41,7 @@ VAE_HOT static void reduce_slice(void *arg, int t)
     int64_t lo, hi;
     double s = 0.0;
     param_range(m, t, &lo, &hi);
-    for (int k = 1; k < m->threads; k++) {
+    for (int k = 1; k < m->threads && !job->single; k++) {
         const float *part = m->workers[k].c.param_grad;
         for (int64_t i = lo; i < hi; i++)
             total[i] += part[i];
@@ -60,7 +68,10 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
     update_job up = {.m = m, .opt = opt, .scale = 1.0f};
     double obj = 0.0, nel = 0.0, sumsq = 0.0, clip = opt->settings[VAE_OPT_CLIP_NORM], norm;
     vae_rng rng;
-    vae__split_rows(m, job->rows);
+    job->single = m->threads > 1 && !m->has_conv && job->rows <= m->slice_rows &&
+                  job->rows < SPLIT_BATCH_MIN_ROWS * m->threads;
+    up.single = job->single;
+    vae__split_rows(m, job->rows, job->single);
     vae__rng_seed3(&rng, m->g->seed, STREAM_TRAIN, (uint64_t)m->train.steps);
     vae__fill_noise(m, job->p, &rng);
     vae__run_batch(job);

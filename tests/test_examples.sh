@@ -22,7 +22,8 @@ for f in metrics.csv loss.png reconstructions.png samples.png latent.csv latent_
   [ -s "$work/a/$f" ] || fail "missing output $f"
 done
 ok "all outputs written"
-head -1 "$work/a/metrics.csv" | grep -qx 'epoch,seconds,images_per_sec,train_loss,test_loss' || fail "metrics header"
+head -1 "$work/a/metrics.csv" | grep -qx 'epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim' ||
+  fail "metrics header"
 [ "$(wc -l < "$work/a/metrics.csv")" = 3 ] || fail "metrics rows"
 [ "$(wc -l < "$work/a/latent.csv")" = 201 ] || fail "latent.csv rows"
 ok "metrics.csv and latent.csv shapes"
@@ -40,6 +41,47 @@ ok "resume is exact"
 "$prog" --load "$work/a/best.vae" --decode 0,2.5 --out "$work/c" > /dev/null 2>&1 || fail "--decode"
 [ -s "$work/c/decoded.png" ] || fail "decoded.png missing"
 ok "--load --decode"
+
+# With a flow: trains, resumes exactly, and --eval-iw writes eval.csv.
+flow=(--flow-steps 2 --iaf-hidden 40 --eval-iw 30 --eval-limit 50)
+"$prog" "${common[@]}" "${flow[@]}" --out "$work/fl" > "$work/fl.log" 2>&1 ||
+  { cat "$work/fl.log"; fail "--flow-steps run"; }
+head -1 "$work/fl/eval.csv" | grep -qx 'k,log_px_nats,bits_per_dim' || fail "eval.csv header"
+"$python" - "$work/fl/eval.csv" "$work/fl/metrics.csv" <<'PY' || fail "eval.csv values"
+import csv, math, sys
+row = list(csv.DictReader(open(sys.argv[1])))[0]
+last = list(csv.DictReader(open(sys.argv[2])))[-1]
+lp, bpd = float(row["log_px_nats"]), float(row["bits_per_dim"])
+assert int(row["k"]) == 30 and math.isfinite(lp) and lp < 0, row
+assert abs(bpd - (-lp) / (784 * math.log(2))) < 1e-4, row
+# the IWAE bound is at least the ELBO (up to the noise of 50 images)
+assert -lp < float(last["test_loss"]) + 1.0, (row, last)
+assert abs(float(last["test_bits_per_dim"]) - float(last["test_loss"]) / (784 * math.log(2))) < 1e-4
+PY
+"$prog" "${common[@]}" "${flow[@]}" --epochs 1 --eval-iw 0 --out "$work/fm" > /dev/null 2>&1 ||
+  fail "one-epoch flow run"
+"$prog" "${common[@]}" "${flow[@]}" --eval-iw 0 --resume "$work/fm/last.vae" --out "$work/fm" \
+  > /dev/null 2>&1 || fail "resumed flow run"
+cmp -s "$work/fl/last.vae" "$work/fm/last.vae" || fail "resumed flow run differs"
+ok "--flow-steps: eval.csv, bits per dimension, exact resume"
+
+# R3 on a CIFAR-10 stand-in in the official format, written from the idx files.
+"$python" "$here/../scripts/make_cifar_demo.py" "$work/cifar" --source "$work/data" --kind mnist \
+  --train 100 --test 40 > /dev/null || fail "writing the CIFAR-10 stand-in"
+cifar=$build/examples/vae-cifar10-iaf
+"$cifar" --data "$work/cifar" --epochs 1 --hidden 50 --latent 8 --iaf-hidden 30 --eval-iw 10 \
+  --out "$work/r3" > "$work/r3.log" 2>&1 || { cat "$work/r3.log"; fail "vae-cifar10-iaf"; }
+for f in metrics.csv reconstructions.png samples.png eval.csv best.vae last.vae; do
+  [ -s "$work/r3/$f" ] || fail "vae-cifar10-iaf: missing $f"
+done
+grep -q "100 training images of 3x32x32" "$work/r3.log" || fail "vae-cifar10-iaf: data shape"
+set +e
+"$cifar" --data "$work/nowhere" --out "$work/r3b" > /dev/null 2> "$work/r3b.err"; [ $? = 1 ] ||
+  fail "missing CIFAR-10 must exit 1"
+set -e
+grep -q "data_batch_1.bin" "$work/r3b.err" && grep -q "make-cifar-demo.sh" "$work/r3b.err" ||
+  fail "missing CIFAR-10: the message names the file and the stand-in script"
+ok "vae-cifar10-iaf: outputs, eval.csv, missing-data message"
 
 # The convolutional programs: R2 on the idx files, and on a folder of
 # colour PNGs written here (with two broken files to skip).
