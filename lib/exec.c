@@ -263,22 +263,25 @@ void vae__backward(const vae_model *m, const plan *p, exec_ctx *c)
 {
     const vae_graph *g = m->g;
     int objective = g->roles[VAE_ROLE_OBJECTIVE];
+    /* parameter gradients start at zero (the update leaves them so): every
+       contribution adds, which spares the BLAS its pass zeroing them */
     for (int k = 0; k < p->count; k++)
-        c->fresh[p->nodes[k]] = 1;
+        c->fresh[p->nodes[k]] = g->nodes[p->nodes[k]].op != OP_PARAM;
     c->grad[objective][0] = 1.0f;
     c->fresh[objective] = 0;
     for (int k = p->count - 1; k >= 0; k--) {
         int id = p->nodes[k];
         const op_def *op = vae__ops[g->nodes[id].op];
-        if (c->grad[id] && !c->fresh[id] && op->backward)
+        if (c->grad[id] && !c->fresh[id] && op->backward && g->nodes[id].op != OP_PARAM)
             op->backward(g->nodes, id, c);
     }
-    /* Parameters the loss does not reach still need a zero gradient. */
-    for (int k = 0; k < p->count; k++) {
-        int id = p->nodes[k];
-        if (g->nodes[id].op == OP_PARAM && c->fresh[id])
-            vae__grad_acc(c, g->nodes, id);
-    }
+}
+
+void vae__clear_gradients(vae_model *m)
+{
+    for (int t = 0; t < m->threads; t++)
+        if (m->workers[t].c.param_grad)
+            memset(m->workers[t].c.param_grad, 0, (size_t)m->g->n_params * sizeof(float));
 }
 
 void vae__split_rows(vae_model *m, int rows, int single)
@@ -338,11 +341,8 @@ static void run_slice(void *arg, int t)
     const int *roles = m->g->roles;
     worker *w = &m->workers[t];
     w->objective = w->nelbo_sum = 0.0;
-    if (w->c.rows == 0) {
-        if (job->backward)
-            memset(w->c.param_grad, 0, (size_t)m->g->n_params * sizeof(float));
-        return;
-    }
+    if (w->c.rows == 0)
+        return; /* its parameter gradient stays zero */
     fill_feed(job, w);
     vae__forward(m, job->p, &w->c);
     if (job->backward)

@@ -81,7 +81,11 @@ void vae__model_free_plans(vae_model *m);
 vae_status vae__model_ensure_planned(vae_model *m, int grads);
 void vae__model_unplan(vae_model *m);
 void vae__forward(const vae_model *m, const plan *p, exec_ctx *c);
+/* Adds the objective's gradient to c->param_grad, which holds zeros
+   between training steps: whoever consumes it sets it back to zero
+   (the optimizer update, the reduction, vae__clear_gradients). */
 void vae__backward(const vae_model *m, const plan *p, exec_ctx *c);
+void vae__clear_gradients(vae_model *m);
 
 /* Splits `rows` between the workers (or, if single, gives them all to the
    first) and fills every noise node of plan p
@@ -115,7 +119,8 @@ enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT 
 vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what);
 
 /* optim.c */
-void vae__optimizer_update(vae_optimizer *opt, float *params, const float *grad, float scale,
+/* Updates params[lo..hi) from grad and sets that range of grad to zero. */
+void vae__optimizer_update(vae_optimizer *opt, float *params, float *grad, float scale,
                            int64_t lo, int64_t hi);
 vae_status vae__optimizer_alloc(vae_optimizer **out, vae_model *m, vae_optimizer_kind kind);
 

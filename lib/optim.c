@@ -104,24 +104,26 @@ VAE_API vae_status vae_optimizer_get(const vae_optimizer *o, vae_optimizer_optio
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->steps : 0; }
 
 /* v = momentum v + g;  p -= lr v   (PyTorch's form) */
-VAE_HOT static void sgd(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], mom = (float)o->settings[VAE_OPT_MOMENTUM];
     float *v = o->moment1;
     for (int64_t i = lo; i < hi; i++) {
         v[i] = mom * v[i] + scale * g[i];
         p[i] -= lr * v[i];
+        g[i] = 0.0f;
     }
 }
 
 /* s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (Keras's form) */
-VAE_HOT static void rmsprop(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void rmsprop(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], rho = (float)o->settings[VAE_OPT_RHO];
     float eps = (float)o->settings[VAE_OPT_EPSILON];
     float *s = o->moment1;
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i];
+        g[i] = 0.0f;
         s[i] = rho * s[i] + (1.0f - rho) * gi * gi;
         p[i] -= lr * gi / (sqrtf(s[i]) + eps);
     }
@@ -129,7 +131,7 @@ VAE_HOT static void rmsprop(vae_optimizer *o, float *p, const float *g, float sc
 
 /* Adam with bias correction, as PyTorch computes it:
    p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps) */
-VAE_HOT static void adam(vae_optimizer *o, float *p, const float *g, float scale, int64_t lo, int64_t hi)
+VAE_HOT static void adam(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
 {
     const double *s = o->settings;
     float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];
@@ -138,13 +140,14 @@ VAE_HOT static void adam(vae_optimizer *o, float *p, const float *g, float scale
     float *m = o->moment1, *v = o->moment2;
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i];
+        g[i] = 0.0f;
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
     }
 }
 
-void vae__optimizer_update(vae_optimizer *o, float *params, const float *grad, float scale,
+void vae__optimizer_update(vae_optimizer *o, float *params, float *grad, float scale,
                            int64_t lo, int64_t hi)
 {
     switch (o->kind) {

@@ -225,7 +225,9 @@ START_TEST(test_clip_norm)
 }
 END_TEST
 
-/* The internal update touches only [lo, hi) and scales the gradient. */
+/* The internal update touches only [lo, hi), scales the gradient and sets
+   the range's gradient back to zero (parameter gradients are zero between
+   steps). */
 START_TEST(test_update_range_and_scale)
 {
     vae_model *m = quadratic_model();
@@ -237,6 +239,8 @@ START_TEST(test_update_range_and_scale)
     ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f, 1e-7f);
     ck_assert_float_eq_tol(p[2], 3.0f - 0.0005f, 1e-7f);
     ck_assert_float_eq(p[3], 4.0f);
+    ck_assert(g[0] == 1.0f && g[1] == 0.0f && g[2] == 0.0f && g[3] == 1.0f);
+    g[1] = g[2] = 1.0f;
     vae__optimizer_update(opt, p, g, 1.0f, 1, 3); /* v = 0.9 * 0.5 + 1 */
     ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f - 0.00145f, 1e-7f);
     vae_optimizer_free(opt);

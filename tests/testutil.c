@@ -71,6 +71,7 @@ void tu_gradient(vae_model *m, const float *x, int rows, float *grad)
     for (int t = 1; t < m->threads; t++)
         for (int64_t i = 0; i < m->g->n_params; i++)
             grad[i] += m->workers[t].c.param_grad[i];
+    vae__clear_gradients(m); /* as a training step leaves them */
 }
 
 double tu_gradcheck_skipping(vae_model *m, const float *x, int rows, double step, double atol,
