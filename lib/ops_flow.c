@@ -85,11 +85,11 @@ VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask 
                                       int reversed, int *out)
 {
     const char *what = "vae_op_made_matmul";
-    const node *wn;
+    node wn; /* a copy: adding the product may move the node table */
     int id;
     VAE_TRY(vae__graph_check_node(g, w, what));
-    wn = &g->nodes[w];
-    if (wn->op != OP_PARAM || wn->ndim != 2)
+    wn = g->nodes[w];
+    if (wn.op != OP_PARAM || wn.ndim != 2)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: weight node %d must be a (K, N) parameter "
                          "(its masked entries are held at zero)", what, w);
     if ((int)mask < VAE_MADE_INPUT_TO_HIDDEN || mask > VAE_MADE_HIDDEN_TO_OUTPUT ||
@@ -100,7 +100,7 @@ VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask 
     g->nodes[id].op = OP_MADE_MATMUL;
     g->nodes[id].iattr[0] = (int)mask;
     g->nodes[id].iattr[1] = reversed;
-    zero_masked(g->params + wn->param_offset, (int)mask, reversed, wn->dims[0], wn->dims[1]);
+    zero_masked(g->params + wn.param_offset, (int)mask, reversed, wn.dims[0], wn.dims[1]);
     *out = id;
     return VAE_OK;
 }
