@@ -434,8 +434,9 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
                                          vae_progress_fn progress, void *user,
                                          double *objective, double *nelbo);
-/* Mean -ELBO per image over the data set (one z per image, analytic KL),
-   with noise drawn from a stream fixed by the model's seed. */
+/* Mean -ELBO per image over the data set (one z per image; the analytic KL,
+   or with a flow its single-sample estimate), with noise drawn from a
+   stream fixed by the model's seed. */
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo);
 
 /* Importance-weighted estimate of log p(x) (the IWAE bound of Burda et al.

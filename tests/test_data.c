@@ -97,6 +97,16 @@ static const char *write_labels(int slot, const char *name)
     return write_file(slot, name, buf, make_idx(buf, 8, 1, LAB_DIMS, LABELS, 3));
 }
 
+/* The last error names `file` (and says `phrase`, if not NULL). */
+static void expect_message(const char *file, const char *phrase)
+{
+    ck_assert_msg(strstr(vae_last_error(), file) != NULL, "'%s' does not name %s",
+                  vae_last_error(), file);
+    if (phrase)
+        ck_assert_msg(strstr(vae_last_error(), phrase) != NULL, "'%s' does not say '%s'",
+                      vae_last_error(), phrase);
+}
+
 /* The load fails with `status`, names `file` and leaves *out untouched. */
 static void expect_load_error(const char *images, const char *labels, vae_status status,
                               const char *file, const char *phrase)
@@ -104,11 +114,7 @@ static void expect_load_error(const char *images, const char *labels, vae_status
     vae_dataset *ds = (vae_dataset *)&ds;
     ck_assert_int_eq(vae_dataset_load_idx(&ds, images, labels), status);
     ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
-    ck_assert_msg(strstr(vae_last_error(), file) != NULL, "'%s' does not name %s",
-                  vae_last_error(), file);
-    if (phrase)
-        ck_assert_msg(strstr(vae_last_error(), phrase) != NULL, "'%s' does not say '%s'",
-                      vae_last_error(), phrase);
+    expect_message(file, phrase);
 }
 
 static void check_three_images(vae_dataset *ds, int with_labels)
@@ -650,11 +656,7 @@ static void expect_cifar_error(const char *dir, int train, vae_status status, co
     vae_dataset *ds = (vae_dataset *)&ds;
     ck_assert_int_eq(vae_dataset_load_cifar10(&ds, dir, train), status);
     ck_assert_ptr_eq(ds, (vae_dataset *)&ds);
-    ck_assert_msg(strstr(vae_last_error(), file) != NULL, "'%s' does not name %s",
-                  vae_last_error(), file);
-    if (phrase)
-        ck_assert_msg(strstr(vae_last_error(), phrase) != NULL, "'%s' does not say '%s'",
-                      vae_last_error(), phrase);
+    expect_message(file, phrase);
 }
 
 START_TEST(cifar_train_split)
