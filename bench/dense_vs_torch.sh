@@ -8,22 +8,11 @@
 # OPENBLAS_NUM_THREADS=1, both with OPENBLAS_CORETYPE=SkylakeX where the CPU
 # has AVX-512.  Runs are interleaved REPS times (default 3); medians.
 # Usage: bench/dense_vs_torch.sh        (from anywhere; builds what it needs)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-REPS=${REPS:-3}
-PY=/usr/bin/python3
-bash scripts/deps.sh python3-torch
+# shellcheck source-path=SCRIPTDIR source=harness.sh
+. "$(dirname "$0")/harness.sh"
 bash scripts/fetch-mnist.sh data/mnist
-if [ ! -x build/examples/vae-mnist-dense ]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
-  cmake --build build -j "$(nproc)" > /dev/null
-fi
+build_example vae-mnist-dense
 bash bench/build_sgemm_peak.sh /tmp/libvae-bench > /dev/null 2>&1
-coretype=""
-grep -qw avx512f /proc/cpuinfo && coretype="OPENBLAS_CORETYPE=SkylakeX"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 libvae() {  # images/s of epoch 2 (epoch 1 warms caches and page-faults)
   build/examples/vae-mnist-dense --data data/mnist --out "$work/run" --hidden 400 --latent 20 \
@@ -31,11 +20,10 @@ libvae() {  # images/s of epoch 2 (epoch 1 warms caches and page-faults)
   awk -F, 'NR == 3 {print $3}' "$work/run/metrics.csv"
 }
 torch() {  # extra environment, then torch threads
+  # shellcheck disable=SC2086  # $1 is a list of VAR=value words for env
   env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS $1 \
-    $PY bench/torch_dense_vae.py --time-only --data data/mnist --threads "$2" |
-    awk '{for (i = 1; i < NF; i++) if ($i == "images_per_sec") v = $(i + 1)} END {print v}'
+    $PY bench/torch_dense_vae.py --time-only --data data/mnist --threads "$2" | images_per_sec
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 declare -a lv t1 t2
 for ((r = 1; r <= REPS; r++)); do

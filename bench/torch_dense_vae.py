@@ -34,26 +34,17 @@ on x86 (Adam moments of weights fed by always-zero border pixels decay into
 the denormal range); --flush-denormal (FTZ/DAZ) removes that and leaves the
 losses unchanged to 4 decimals. --time-only measures epoch 1.
 """
-import argparse
-import ctypes
 import os
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def load_idx_images(path):
-    with open(path, "rb") as f:
-        magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
-        if magic != 2051:
-            raise ValueError(f"{path}: bad magic {magic}")
-        data = np.frombuffer(f.read(n * rows * cols), dtype=np.uint8)
-    return torch.from_numpy(data.reshape(n, rows * cols).astype(np.float32) / 255.0)
+# beside this file; explicit so that python3 -P / -I and other cwds find it too
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_common as tc  # noqa: E402
 
 
 class VAE(nn.Module):
@@ -117,61 +108,31 @@ def test_loss(model, x_test, batch=1000):
     return total / x_test.shape[0]
 
 
-def openblas_info():
-    try:
-        lib = ctypes.CDLL("libopenblas.so.0")  # the copy torch already loaded
-        lib.openblas_get_corename.restype = ctypes.c_char_p
-        return "%s, openblas threads %d" % (
-            lib.openblas_get_corename().decode(), lib.openblas_get_num_threads())
-    except (OSError, AttributeError):
-        return "n/a"
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch.set_num_threads(N); 0 = leave torch's default")
+    ap = tc.arg_parser(__doc__, epochs=10, batch=128, lr=1e-3)
     ap.add_argument("--data", default="/tmp/mn/package/data")
     ap.add_argument("--time-only", action="store_true",
                     help="one timed epoch (training loop only)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--flush-denormal", action="store_true",
                     help="torch.set_flush_denormal(True) (FTZ/DAZ); off by default")
     args = ap.parse_args()
 
-    if args.flush_denormal:
-        torch.set_flush_denormal(True)
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    flushed = tc.start(args)
     gen = torch.Generator().manual_seed(args.seed)
 
-    x_train = load_idx_images(os.path.join(args.data, "train-images-idx3-ubyte"))
-    x_test = load_idx_images(os.path.join(args.data, "t10k-images-idx3-ubyte"))
+    x_train = tc.load_idx_images(os.path.join(args.data, "train-images-idx3-ubyte")).flatten(1)
+    x_test = tc.load_idx_images(os.path.join(args.data, "t10k-images-idx3-ubyte")).flatten(1)
 
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
-    print("# torch %s, torch threads %d, %s, flush_denormal %d, OPENBLAS_CORETYPE=%s "
-          "OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s" % (
-              torch.__version__, torch.get_num_threads(), openblas_info(),
-              int(args.flush_denormal),
-              os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-              os.environ.get("OPENBLAS_NUM_THREADS", "(unset)"),
-              os.environ.get("OMP_NUM_THREADS", "(unset)")), flush=True)
+    tc.print_header(flushed)
 
     epochs = 1 if args.time_only else args.epochs
     for ep in range(1, epochs + 1):
         secs, tr = train_epoch(model, opt, x_train, args.batch, gen,
                                warmup_steps=10 if args.time_only else 0)
-        te = test_loss(model, x_test)
-        print("epoch %d seconds %.3f images_per_sec %.1f train_loss %.4f "
-              "test_loss %.4f" % (ep, secs, x_train.shape[0] / secs, tr, te),
-              flush=True)
+        tc.print_epoch(ep, secs, x_train.shape[0], tr, test_loss(model, x_test))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ torch.autograd.functional.jacobian is triangular in the degree order, full
 below the diagonal, with diagonal g, and log_det = log|det J|.
 """
 import argparse
-import ctypes
 import math
 import os
 import sys
@@ -67,6 +66,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# beside this file; explicit so that python3 -P / -I and other cwds find it too
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_common as tc  # noqa: E402
 
 GATE_SHIFT = 1.5  # lib/layers.c IAF_GATE_SHIFT: a fresh step is near z' = z
 LOG_2PI = math.log(2.0 * math.pi)
@@ -293,21 +296,8 @@ def check_autoregressive(n_latent=6, n_hidden=10, n_context=4, seed=0):
 
 # ---- main ---------------------------------------------------------------------------
 
-def openblas_info():
-    try:
-        lib = ctypes.CDLL("libopenblas.so.0")  # the copy torch already loaded
-        lib.openblas_get_corename.restype = ctypes.c_char_p
-        return "%s, openblas threads %d" % (
-            lib.openblas_get_corename().decode(), lib.openblas_get_num_threads())
-    except (OSError, AttributeError):
-        return "n/a"
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch.set_num_threads(N); 0 = leave torch's default")
+    ap = tc.arg_parser(__doc__, epochs=1, batch=32, lr=1e-4)
     ap.add_argument("--data", default="",
                     help="CIFAR-10 binary folder; empty: random stand-in")
     ap.add_argument("--stand-in", type=int, default=50000,
@@ -319,9 +309,6 @@ def main():
     ap.add_argument("--max-batches", type=int, default=0,
                     help="stop each epoch after N batches (0: whole epoch)")
     ap.add_argument("--log-every", type=int, default=0, help="print the batch loss every N batches")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--latent", type=int, default=500)
     ap.add_argument("--flow-steps", type=int, default=3)
@@ -332,14 +319,9 @@ def main():
                     help="verify the flow's triangular Jacobian and exit")
     args = ap.parse_args()
 
-    # before set_num_threads / the first parallel region, so that the OpenMP
-    # worker threads (created later) inherit FTZ/DAZ from this thread
-    flushed = torch.set_flush_denormal(args.flush_denormal)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    flushed = tc.start(args)
     if args.check:
         return check_autoregressive()
-    torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
     x_train, x_test = load_data(args)
@@ -347,26 +329,16 @@ def main():
                    iaf_hidden=args.iaf_hidden)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
-    print("# torch %s, torch threads %d, %s, flush_denormal %d, OPENBLAS_CORETYPE=%s "
-          "OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s; %d training images (%s), %d parameters" % (
-              torch.__version__, torch.get_num_threads(), openblas_info(),
-              int(args.flush_denormal and flushed),
-              os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-              os.environ.get("OPENBLAS_NUM_THREADS", "(unset)"),
-              os.environ.get("OMP_NUM_THREADS", "(unset)"),
-              x_train.shape[0], args.data or "random stand-in",
-              sum(p.numel() for p in model.parameters())), flush=True)
+    tc.print_header(flushed, tail="; %d training images (%s), %d parameters" % (
+        x_train.shape[0], args.data or "random stand-in",
+        sum(p.numel() for p in model.parameters())))
 
     epochs = 1 if args.time_only else args.epochs
     for ep in range(1, epochs + 1):
         secs, seen, tr = train_epoch(model, opt, x_train, args.batch, gen,
                                      warmup_steps=args.warmup if args.time_only else 0,
                                      max_batches=args.max_batches, log_every=args.log_every)
-        line = "epoch %d seconds %.3f images_per_sec %.1f train_loss %.4f" % (
-            ep, secs, seen / secs, tr)
-        if not args.time_only:
-            line += " test_loss %.4f" % test_loss(model, x_test)
-        print(line, flush=True)
+        tc.print_epoch(ep, secs, seen, tr, None if args.time_only else test_loss(model, x_test))
     return 0
 
 

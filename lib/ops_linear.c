@@ -23,13 +23,12 @@ static void gemm_columns(const gemm_job *j, int lo, int hi)
                     j->lda, b, j->ldb, j->beta, j->c + lo, j->ldc);
 }
 
-/* Thread t's share of the columns, in multiples of 16 (a cache line). */
+/* Thread t's share of the columns: even shares balance best (the one
+   cache line per row that two threads then write is no matter). */
 static void gemm_part(void *arg, int t)
 {
     const gemm_job *j = arg;
-    int lo = (int)(((int64_t)j->n * t / j->parts) & ~15), hi;
-    hi = t + 1 == j->parts ? j->n : (int)(((int64_t)j->n * (t + 1) / j->parts) & ~15);
-    gemm_columns(j, lo, hi);
+    gemm_columns(j, (int)((int64_t)j->n * t / j->parts), (int)((int64_t)j->n * (t + 1) / j->parts));
 }
 
 void vae__gemm(const exec_ctx *c, int trans_a, int trans_b, int m, int n, int k, const float *a,

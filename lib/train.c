@@ -50,9 +50,16 @@ VAE_HOT static void reduce_slice(void *arg, int t)
             part[i] = 0.0f;
         }
     }
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = lo; i < hi; i++)
-        s += (double)total[i] * total[i];
+    /* float sums of short blocks keep the pass as fast as memory, double
+       between blocks keeps millions of terms accurate */
+    for (int64_t b = lo; b < hi; b += 1024) {
+        int64_t end = b + 1024 < hi ? b + 1024 : hi;
+        float block = 0.0f;
+#pragma omp simd reduction(+ : block)
+        for (int64_t i = b; i < end; i++)
+            block += total[i] * total[i];
+        s += block;
+    }
     job->sumsq[t] = s;
 }
 
