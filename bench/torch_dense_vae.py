@@ -42,7 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# beside this file; explicit so that python3 -P / -I and other cwds find it too
+# torch_common.py sits beside this file: found even under python3 -P / -I or
+# when this file is imported from elsewhere
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_common as tc  # noqa: E402
 
