@@ -48,7 +48,8 @@ VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g)
     m->g = g;
     m->max_batch = DEFAULT_MAX_BATCH;
     m->threads = 1;
-    if ((s = vae__model_build_plans(m)) != VAE_OK) {
+    if ((s = vae__model_build_plans(m)) != VAE_OK ||
+        (s = vae__graph_live_ranges(g, &m->live, &m->n_live)) != VAE_OK) {
         m->g = NULL; /* the caller keeps the graph on failure */
         vae_model_free(m);
         return s;
@@ -66,6 +67,7 @@ VAE_API void vae_model_free(vae_model *m)
     vae_optimizer_free(m->saved_optimizer);
     vae_graph_free(m->g);
     free(m->perm);
+    free(m->live);
     free(m);
 }
 

@@ -70,6 +70,9 @@ struct vae_model {
     int64_t planned_bytes;
     train_state train;
     vae_optimizer *saved_optimizer; /* from a loaded file, until restored */
+    int64_t *live;     /* (start, end) pairs of parameters not masked out:
+                          the ones the optimizer must visit */
+    int64_t n_live;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
 };

@@ -16,6 +16,7 @@
 #include "graph.h"
 #include "fastmath.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int latent_degree(int i, int units, int reversed)
@@ -28,36 +29,111 @@ static int hidden_degree(int k, int units)
     return units > 1 ? k % (units - 1) + 1 : 0;
 }
 
-/* Zeroes n floats (n <= 0: none). */
-static void zero_run(float *w, int64_t n)
-{
-    if (n > 0)
-        memset(w, 0, (size_t)n * sizeof *w);
-}
+typedef void (*run_fn)(void *ctx, int64_t start, int64_t len);
 
-/* Hidden degrees repeat 1 .. L-1, so in each period of L-1 hidden units an
-   input of degree d reaches all but the first d-1; an output of degree d
-   hears the hidden units of degree below d.  Both masks are runs of zeros. */
-static void zero_masked(float *w, int kind, int reversed, int rows, int cols)
+/* Calls fn(ctx, start, len) for each run of a (rows, cols) weight matrix
+   that the mask holds at zero, in order.  Hidden degrees repeat 1 .. L-1,
+   so in each period of L-1 hidden units an input of degree d reaches all
+   but the first d-1; an output of degree d hears the hidden units of
+   degree below d. */
+static void masked_runs(int kind, int reversed, int rows, int cols, run_fn fn, void *ctx)
 {
     if (kind == VAE_MADE_INPUT_TO_HIDDEN) {
         int period = rows - 1;
         for (int i = 0; i < rows; i++) {
-            float *row = w + (int64_t)i * cols;
+            int64_t row = (int64_t)i * cols;
             int cut = latent_degree(i, rows, reversed) - 1;
             if (period == 0)
-                zero_run(row, cols);
-            for (int start = 0; period > 0 && start < cols; start += period)
-                zero_run(row + start, cut < cols - start ? cut : cols - start);
+                fn(ctx, row, cols);
+            for (int start = 0; period > 0 && cut > 0 && start < cols; start += period)
+                fn(ctx, row + start, cut < cols - start ? cut : cols - start);
         }
     } else {
         for (int k = 0; k < rows; k++) {
             /* outputs of degree <= hidden_degree(k): the first t in the
                natural order, the last t reversed */
             int t = hidden_degree(k, cols);
-            zero_run(w + (int64_t)k * cols + (reversed ? cols - t : 0), t);
+            if (t > 0)
+                fn(ctx, (int64_t)k * cols + (reversed ? cols - t : 0), t);
         }
     }
+}
+
+static void zero_run(void *ctx, int64_t start, int64_t len)
+{
+    memset((float *)ctx + start, 0, (size_t)len * sizeof(float));
+}
+
+static void zero_masked(float *w, int kind, int reversed, int rows, int cols)
+{
+    masked_runs(kind, reversed, rows, cols, zero_run, w);
+}
+
+/* Masked runs of the whole parameter array, collected as (start, end). */
+typedef struct run_list {
+    int64_t *pairs, count, cap, base;
+    int failed;
+} run_list;
+
+static void collect_run(void *ctx, int64_t start, int64_t len)
+{
+    run_list *l = ctx;
+    if (l->failed)
+        return;
+    if (l->count == l->cap) {
+        int64_t cap = l->cap ? 2 * l->cap : 1024, *p = realloc(l->pairs, (size_t)cap * 2 * sizeof *p);
+        if (!p) {
+            l->failed = 1;
+            return;
+        }
+        l->pairs = p;
+        l->cap = cap;
+    }
+    l->pairs[2 * l->count] = l->base + start;
+    l->pairs[2 * l->count + 1] = l->base + start + len;
+    l->count++;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+vae_status vae__graph_live_ranges(const vae_graph *g, int64_t **ranges, int64_t *count)
+{
+    run_list masked = {0};
+    int64_t at = 0, n = 0, *live;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *nd = &g->nodes[id], *w;
+        if (nd->op != OP_MADE_MATMUL)
+            continue;
+        w = &g->nodes[nd->in[1]];
+        masked.base = w->param_offset;
+        masked_runs(nd->iattr[0], nd->iattr[1], w->dims[0], w->dims[1], collect_run, &masked);
+    }
+    live = masked.failed ? NULL : malloc((size_t)(masked.count + 1) * 2 * sizeof *live);
+    if (!live) {
+        free(masked.pairs);
+        return vae__fail(VAE_ERR_NO_MEMORY, "out of memory listing the masked weights");
+    }
+    if (masked.count)
+        qsort(masked.pairs, (size_t)masked.count, 2 * sizeof *masked.pairs, by_start);
+    /* the gaps between masked runs (which may overlap) */
+    for (int64_t r = 0; r <= masked.count; r++) {
+        int64_t start = r < masked.count ? masked.pairs[2 * r] : g->n_params;
+        if (start > at) {
+            live[2 * n] = at;
+            live[2 * n + 1] = start;
+            n++;
+        }
+        if (r < masked.count && masked.pairs[2 * r + 1] > at)
+            at = masked.pairs[2 * r + 1];
+    }
+    free(masked.pairs);
+    *ranges = live;
+    *count = n;
+    return VAE_OK;
 }
 
 void vae__graph_apply_masks(vae_graph *g)

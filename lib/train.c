@@ -34,15 +34,40 @@ static void param_range(const vae_model *m, int t, int64_t *lo, int64_t *hi)
     *hi = per * (t + 1) < n ? per * (t + 1) : n;
 }
 
-/* Sums the workers' gradients into worker 0's, over this worker's range. */
-VAE_HOT static void reduce_slice(void *arg, int t)
+/* The first live range that ends after `at`. */
+static int64_t first_live(const vae_model *m, int64_t at)
 {
-    update_job *job = arg;
+    int64_t lo = 0, hi = m->n_live;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (m->live[2 * mid + 1] <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Calls fn on each part of thread t's range that holds live parameters:
+   masked-out weights have zero gradients and moments for good, so the
+   memory-bound passes skip them (a sixth of R3's weights). */
+static void each_live(update_job *job, int t, void (*fn)(update_job *, int, int64_t, int64_t))
+{
+    const vae_model *m = job->m;
+    int64_t lo, hi;
+    param_range(m, t, &lo, &hi);
+    for (int64_t r = first_live(m, lo); r < m->n_live && m->live[2 * r] < hi; r++)
+        fn(job, t, m->live[2 * r] > lo ? m->live[2 * r] : lo,
+           m->live[2 * r + 1] < hi ? m->live[2 * r + 1] : hi);
+}
+
+/* Sums the workers' gradients into worker 0's over [lo, hi), and the
+   squares of the sum. */
+VAE_HOT static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
     vae_model *m = job->m;
     float *total = m->workers[0].c.param_grad;
-    int64_t lo, hi;
     double s = 0.0;
-    param_range(m, t, &lo, &hi);
     for (int k = 1; k < m->threads && !job->single; k++) {
         float *part = m->workers[k].c.param_grad;
         for (int64_t i = lo; i < hi; i++) {
@@ -60,17 +85,24 @@ VAE_HOT static void reduce_slice(void *arg, int t)
             block += total[i] * total[i];
         s += block;
     }
-    job->sumsq[t] = s;
+    job->sumsq[t] += s;
 }
 
-static void update_slice(void *arg, int t)
+static void reduce_slice(void *arg, int t)
 {
     update_job *job = arg;
-    int64_t lo, hi;
-    param_range(job->m, t, &lo, &hi);
+    job->sumsq[t] = 0.0;
+    each_live(job, t, reduce_range);
+}
+
+static void update_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
+    (void)t;
     vae__optimizer_update(job->opt, job->m->g->params, job->m->workers[0].c.param_grad,
                           job->scale, lo, hi);
 }
+
+static void update_slice(void *arg, int t) { each_live(arg, t, update_range); }
 
 /* Forward, backward and update on one batch whose rows come from job. */
 static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
