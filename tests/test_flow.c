@@ -448,6 +448,36 @@ START_TEST(test_masks_held)
 }
 END_TEST
 
+/* The live ranges the optimizer visits are exactly the weights no mask
+   holds at zero, in order and without overlap. */
+START_TEST(test_live_ranges)
+{
+    flow_vae v = make_flow_vae(3, 7);
+    vae_graph *g = v.m->g;
+    int64_t n = g->n_params, at = 0, live_count = 0;
+    float *saved = malloc((size_t)n * sizeof *saved);
+    memcpy(saved, g->params, (size_t)n * sizeof *saved);
+    for (int64_t i = 0; i < n; i++)
+        g->params[i] = 1.0f;
+    vae__graph_apply_masks(g);
+    for (int64_t r = 0; r < v.m->n_live; r++) {
+        int64_t start = v.m->live[2 * r], end = v.m->live[2 * r + 1];
+        ck_assert_int_gt(end, start);
+        for (; at < start; at++)
+            ck_assert_msg(g->params[at] == 0.0f, "parameter %lld is live but skipped", (long long)at);
+        for (; at < end; at++)
+            ck_assert_msg(g->params[at] == 1.0f, "parameter %lld is masked but visited", (long long)at);
+        live_count += end - start;
+    }
+    for (; at < n; at++)
+        ck_assert(g->params[at] == 0.0f);
+    ck_assert_int_lt(live_count, n);
+    memcpy(g->params, saved, (size_t)n * sizeof *saved);
+    free(saved);
+    vae_model_free(v.m);
+}
+END_TEST
+
 /* Reconstruction runs the flow at the base mean (noise zero). */
 START_TEST(test_reconstruct_through_flow)
 {
@@ -490,6 +520,7 @@ int main(void)
     tcase_add_test(tc, test_plain_log_weight);
     tcase_add_test(tc, test_masks_held);
     tcase_add_test(tc, test_reconstruct_through_flow);
+    tcase_add_test(tc, test_live_ranges);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
