@@ -327,7 +327,8 @@ VAE_API vae_status vae_op_batch_mean(vae_graph *g, int x, int *out);
    degree(hidden) >= degree(input), hidden-to-output weights where
    degree(output) > degree(hidden), so output j depends only on inputs of
    lower degree.  The other weights are held at exactly zero: set to zero
-   now, when parameters are set or loaded, and never updated. */
+   now, when parameters are set or loaded, and never updated.  w must not be
+   used by any node yet (VAE_ERR_ARGUMENT). */
 VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask mask,
                                       int reversed, int *out);
 
@@ -445,9 +446,13 @@ VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, dou
    lower bound that tightens as samples grow (k = 1 is the ELBO).  Outputs the
    mean over the data set in nats per image and, if per_image is not NULL,
    each image's estimate (count entries).  Bits per dimension, as usually
-   reported, are -log p(x) / (row size * ln 2).  Draws come from `seed`;
-   rows are processed max_batch at a time in the memory planned for the
-   model.  progress, if not NULL, is called after each batch with the images
+   reported, are -log p(x) / (row size * ln 2); with a Bernoulli or
+   Gaussian decoder on pixels in [0, 1] this is a density of continuous
+   values, comparable between models with the same likelihood but not with
+   figures from discretised (256-level) likelihoods.  Rows are processed
+   max_batch at a time in the memory planned for the model; draws come from
+   `seed` and each batch's first row, so the same seed and maximum batch
+   give the same estimate on any number of threads.  progress, if not NULL, is called after each batch with the images
    finished, the image count and the running mean of -log p(x); a non-zero
    return stops with VAE_ERR_STOPPED.  Needs the LOG_WEIGHT role
    (vae_elbo_build and vae_elbo_build_flow set it); VAE_ERR_UNSUPPORTED

@@ -48,6 +48,8 @@ typedef struct log_mean_exp {
 
 static void lme_add(log_mean_exp *a, double w)
 {
+    if (w == -INFINITY) /* a zero weight adds nothing (and -inf - -inf is NaN) */
+        return;
     if (w <= a->max) {
         a->sum += exp(w - a->max);
     } else {

@@ -172,6 +172,14 @@ VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask 
         (reversed != 0 && reversed != 1))
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown mask %d or order %d", what, (int)mask,
                          reversed);
+    /* an earlier user of w would add gradient to the masked weights after
+       this op zeroes it (the backward runs in reverse order) */
+    for (int k = w + 1; k < g->n_nodes; k++)
+        for (int i = 0; i < g->nodes[k].n_in; i++)
+            if (g->nodes[k].in[i] == w)
+                return vae__fail(VAE_ERR_ARGUMENT, "%s: weight node %d is already used by node "
+                                 "%d; a masked weight must be used by this product first", what,
+                                 w, k);
     VAE_TRY(vae_op_matmul(g, x, w, &id));
     g->nodes[id].op = OP_MADE_MATMUL;
     g->nodes[id].iattr[0] = (int)mask;

@@ -1,13 +1,13 @@
-/* Training and evaluation.  A step splits the batch between the workers
-   (forward and backward on each slice), then every worker sums one range
-   of the gradient over all workers and updates that range of the weights:
-   data-parallel training with one all-reduce. */
+/* Training.  A step splits the batch between the workers (forward and
+   backward on each slice), then every worker sums one range of the
+   gradient over all workers and updates that range of the weights:
+   data-parallel training with one all-reduce.  Small batches go to one
+   worker whose matrix products use every thread instead. */
 #include "model.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 /* Below this many rows per thread a batch is not split between workers:
    one worker takes it and splits each matrix product by columns instead,
@@ -83,7 +83,11 @@ VAE_HOT static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
 #pragma omp simd reduction(+ : block)
         for (int64_t i = b; i < end; i++)
             block += total[i] * total[i];
-        s += block;
+        if (!isfinite(block)) /* huge but finite gradients: redo in double */
+            for (int64_t i = b; i < end; i++)
+                s += (double)total[i] * total[i];
+        else
+            s += block;
     }
     job->sumsq[t] += s;
 }

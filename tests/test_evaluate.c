@@ -190,8 +190,8 @@ START_TEST(test_converges_with_k)
 }
 END_TEST
 
-/* The same draws whatever the thread count and batch size: a batch's noise
-   is seeded from its first row, so equal batches give equal results; and a
+/* The same draws whatever the thread count (a batch's noise is seeded from
+   its first row, so the same maximum batch gives the same draws); a
    different seed gives a different estimate. */
 START_TEST(test_reproducible)
 {
