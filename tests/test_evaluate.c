@@ -214,6 +214,26 @@ START_TEST(test_reproducible)
 }
 END_TEST
 
+/* Samples whose weight underflows to zero (log weight -inf: the decoder's
+   squared error overflows) count as zero, wherever they fall among an
+   image's samples; the estimate stays finite from the others. */
+START_TEST(test_zero_weights)
+{
+    ppca p = make_ppca();
+    double mean, per_image[IMAGES];
+    int w = vae_graph_find(p.m->g, "p.w");
+    set_ppca_params(p.m, 0.0, log(8.0));
+    for (int64_t i = 0; i < p.m->g->nodes[w].size; i++)
+        p.m->g->params[p.m->g->nodes[w].param_offset + i] *= 1e19f;
+    ck_assert_int_eq(vae_model_log_likelihood(p.m, p.data, 50, 4, NULL, NULL, &mean, per_image),
+                     VAE_OK);
+    ck_assert(isfinite(mean));
+    for (int n = 0; n < IMAGES; n++)
+        ck_assert(isfinite(per_image[n]));
+    free_ppca(&p);
+}
+END_TEST
+
 static int stop_after_first(void *user, int done, int count, float nll)
 {
     int *calls = user;
@@ -260,6 +280,7 @@ int main(void)
     tcase_add_test(tc, test_converges_with_k);
     tcase_add_test(tc, test_reproducible);
     tcase_add_test(tc, test_progress_and_errors);
+    tcase_add_test(tc, test_zero_weights);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
