@@ -101,7 +101,7 @@ static vae_status log_likelihood(vae_model *m, const vae_dataset *data, int k, u
     for (int64_t first = 0; first < total_rows; first += m->max_batch) {
         int rows = (int)(total_rows - first < m->max_batch ? total_rows - first : m->max_batch);
         batch_job job = {.m = m, .p = p, .rows = rows, .data = data, .index = st->index,
-                         .out_node = {m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
+                         .per_image = 1, .out_node = {m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
                          .out = {st->weights, NULL}};
         vae_rng rng;
         for (int j = 0; j < rows; j++)

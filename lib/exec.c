@@ -47,6 +47,44 @@ static vae_status build_plan(const vae_graph *g, plan *p, const int *targets, in
     return VAE_OK;
 }
 
+/* Splits the log-weight plan into the nodes no noise reaches and the rest. */
+static vae_status split_shared(vae_model *m)
+{
+    const plan *p = &m->plans[PLAN_LOG_WEIGHT];
+    const node *nodes = m->g->nodes;
+    shared_split *s = &m->lw;
+    unsigned char *noisy = vae__calloc((size_t)m->g->n_nodes, 2), *expanded;
+    s->once.nodes = vae__calloc((size_t)p->count + 1, sizeof(int));
+    s->per_sample.nodes = vae__calloc((size_t)p->count + 1, sizeof(int));
+    s->expand = vae__calloc((size_t)p->count + 1, sizeof(int));
+    if (!noisy || !s->once.nodes || !s->per_sample.nodes || !s->expand) {
+        free(noisy);
+        return VAE_ERR_NO_MEMORY;
+    }
+    expanded = noisy + m->g->n_nodes;
+    s->once.feed = s->per_sample.feed = p->feed;
+    for (int k = 0; k < p->count; k++) {
+        int id = p->nodes[k];
+        noisy[id] = nodes[id].op == OP_NOISE;
+        for (int i = 0; i < nodes[id].n_in; i++)
+            noisy[id] |= nodes[id].in[i] >= 0 && noisy[nodes[id].in[i]];
+        if (!noisy[id]) {
+            s->once.nodes[s->once.count++] = id;
+            continue;
+        }
+        s->per_sample.nodes[s->per_sample.count++] = id;
+        for (int i = 0; i < nodes[id].n_in; i++) {
+            int in = nodes[id].in[i];
+            if (in >= 0 && !noisy[in] && nodes[in].batched && !expanded[in]) {
+                expanded[in] = 1;
+                s->expand[s->n_expand++] = in;
+            }
+        }
+    }
+    free(noisy);
+    return VAE_OK;
+}
+
 vae_status vae__model_build_plans(vae_model *m)
 {
     const int *r = m->g->roles;
@@ -63,6 +101,7 @@ vae_status vae__model_build_plans(vae_model *m)
                        r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_LOG_WEIGHT], &r[VAE_ROLE_LOG_WEIGHT],
                        r[VAE_ROLE_LOG_WEIGHT] >= 0, r[VAE_ROLE_INPUT]));
+    VAE_TRY(split_shared(m));
     return build_plan(m->g, &m->plans[PLAN_DECODE], &r[VAE_ROLE_DECODED], 1, r[VAE_ROLE_LATENT]);
 }
 
@@ -73,6 +112,10 @@ void vae__model_free_plans(vae_model *m)
         free(m->plans[i].noise);
         memset(&m->plans[i], 0, sizeof m->plans[i]);
     }
+    free(m->lw.once.nodes);
+    free(m->lw.per_sample.nodes);
+    free(m->lw.expand);
+    memset(&m->lw, 0, sizeof m->lw);
 }
 
 /* Floats a node takes in a worker's arena, rounded up to 64 bytes. */
@@ -101,6 +144,8 @@ static void free_worker(worker *w)
     vae__free_aligned(w->grads);
     vae__free_aligned(w->c.param_grad);
     vae__free_aligned(w->c.work);
+    free(w->unique);
+    free(w->row_of);
     memset(w, 0, sizeof *w);
 }
 
@@ -142,7 +187,9 @@ static vae_status plan_values(vae_model *m, worker *w, const unsigned char *in_a
     for (int id = 0; id < g->n_nodes; id++)
         if (in_any[id] && g->nodes[id].op != OP_PARAM)
             total += arena_floats(&g->nodes[id], m->slice_rows);
-    if (!(w->values = vae__alloc_floats(total)) || !(w->c.work = vae__alloc_floats(work)))
+    if (!(w->values = vae__alloc_floats(total)) || !(w->c.work = vae__alloc_floats(work)) ||
+        !(w->unique = vae__calloc((size_t)m->slice_rows, sizeof *w->unique)) ||
+        !(w->row_of = vae__calloc((size_t)m->slice_rows, sizeof *w->row_of)))
         return VAE_ERR_NO_MEMORY;
     m->planned_bytes += work * (int64_t)sizeof(float);
     for (int id = 0; id < g->n_nodes; id++) {
@@ -334,6 +381,34 @@ static double row_sum(const float *v, int rows)
     return s;
 }
 
+/* Rows of few images (job->index nondecreasing): the shared part of the
+   plan runs on each distinct image once, its outputs are copied to every
+   row of that image, then the rest runs on all rows. */
+static void run_per_image(const batch_job *job, worker *w)
+{
+    const vae_model *m = job->m;
+    const int64_t *index = job->index + w->lo;
+    int rows = w->c.rows, n = 0;
+    for (int r = 0; r < rows; r++) {
+        if (r == 0 || index[r] != index[r - 1])
+            w->unique[n++] = index[r];
+        w->row_of[r] = n - 1;
+    }
+    w->c.rows = n;
+    vae__dataset_rows(job->data, w->unique, 0, n, w->c.val[job->p->feed]);
+    vae__forward(m, &m->lw.once, &w->c);
+    /* downwards: row r's source row_of[r] <= r is not overwritten yet */
+    for (int e = 0; e < m->lw.n_expand; e++) {
+        int64_t size = m->g->nodes[m->lw.expand[e]].size;
+        float *v = w->c.val[m->lw.expand[e]];
+        for (int r = rows - 1; r >= 0; r--)
+            if (w->row_of[r] != r)
+                memcpy(v + r * size, v + w->row_of[r] * size, (size_t)size * sizeof *v);
+    }
+    w->c.rows = rows;
+    vae__forward(m, &m->lw.per_sample, &w->c);
+}
+
 static void run_slice(void *arg, int t)
 {
     batch_job *job = arg;
@@ -343,8 +418,12 @@ static void run_slice(void *arg, int t)
     w->objective = w->nelbo_sum = 0.0;
     if (w->c.rows == 0)
         return; /* its parameter gradient stays zero */
-    fill_feed(job, w);
-    vae__forward(m, job->p, &w->c);
+    if (job->per_image) {
+        run_per_image(job, w);
+    } else {
+        fill_feed(job, w);
+        vae__forward(m, job->p, &w->c);
+    }
     if (job->backward)
         vae__backward(m, job->p, &w->c);
     if (job->p == &m->plans[PLAN_TRAIN])

@@ -24,11 +24,23 @@ typedef struct plan {
     int feed;     /* the node filled from the caller's rows */
 } plan;
 
+/* The log-weight plan split for importance sampling: what no noise
+   reaches (the input and the encoder) runs once per image, the rest once
+   per sample, reading copies of the shared nodes it needs. */
+typedef struct shared_split {
+    plan once;
+    plan per_sample;
+    int *expand;  /* nodes of `once` that per_sample reads */
+    int n_expand;
+} shared_split;
+
 typedef struct worker {
     exec_ctx c;
     float *values;  /* arena of node values for slice_rows rows */
     float *grads;   /* arena of gradients, NULL until the first training step */
     int lo, hi;     /* rows of the current batch this worker takes */
+    int64_t *unique; /* per-image runs: the distinct images of the slice */
+    int *row_of;     /* and which of them each row is */
     double objective, nelbo_sum; /* results of the last run */
 } worker;
 
@@ -63,6 +75,7 @@ struct vae_model {
     vae_graph *g;
     int max_batch, threads, slice_rows;
     plan plans[PLAN_COUNT];
+    shared_split lw;   /* PLAN_LOG_WEIGHT, split */
     worker *workers;   /* threads of them once planned */
     vae_pool *pool;
     int planned;       /* values are allocated for max_batch and threads */
@@ -110,6 +123,8 @@ typedef struct batch_job {
     int backward;
     int single;                /* worker 0 takes every row, its matrix
                                   products split over all threads */
+    int per_image;             /* index is nondecreasing: rows of one image
+                                  share the noise-free part (m->lw) */
     int out_node[2];           /* batched nodes to copy out, or -1 */
     float *out[2];
 } batch_job;

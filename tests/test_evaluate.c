@@ -234,6 +234,50 @@ START_TEST(test_zero_weights)
 }
 END_TEST
 
+/* The encoder runs once per image and its outputs are copied to the
+   image's samples: the estimate equals one from the whole plan run on
+   every replicated row with the same noise. */
+START_TEST(test_shared_encoder_matches_rows)
+{
+    enum { K = 7, BATCH = 32, ROWS = IMAGES * K };
+    ppca p = make_ppca();
+    double mean, per_image[IMAGES];
+    float x[ROWS * D], weights[ROWS];
+    vae_tensor *images = NULL;
+    int64_t dims[2] = {IMAGES, D};
+    set_ppca_params(p.m, 0.4, log(2.0));
+    ck_assert_int_eq(vae_model_set_max_batch(p.m, BATCH), VAE_OK);
+    ck_assert_int_eq(vae_model_log_likelihood(p.m, p.data, K, 5, NULL, NULL, &mean, per_image),
+                     VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&images, 2, dims), VAE_OK);
+    ck_assert_int_eq(vae_dataset_get(p.data, 0, images), VAE_OK);
+    for (int r = 0; r < ROWS; r++)
+        memcpy(x + r * D, vae_tensor_data(images) + (r / K) * D, D * sizeof *x);
+    for (int first = 0; first < ROWS; first += BATCH) {
+        int rows = ROWS - first < BATCH ? ROWS - first : BATCH;
+        batch_job job = {.m = p.m, .p = &p.m->plans[PLAN_LOG_WEIGHT], .rows = rows,
+                         .feed = x + first * D,
+                         .out_node = {p.m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
+                         .out = {weights + first, NULL}};
+        vae_rng rng;
+        vae__split_rows(p.m, rows, 0);
+        vae__rng_seed3(&rng, 5, STREAM_LOG_WEIGHT, (uint64_t)first);
+        vae__fill_noise(p.m, job.p, &rng);
+        vae__run_batch(&job);
+    }
+    for (int n = 0; n < IMAGES; n++) {
+        double top = -INFINITY, sum = 0.0;
+        for (int j = 0; j < K; j++)
+            top = fmax(top, weights[n * K + j]);
+        for (int j = 0; j < K; j++)
+            sum += exp(weights[n * K + j] - top);
+        ck_assert_double_eq_tol(per_image[n], top + log(sum / K), 1e-5);
+    }
+    vae_tensor_free(images);
+    free_ppca(&p);
+}
+END_TEST
+
 static int stop_after_first(void *user, int done, int count, float nll)
 {
     int *calls = user;
@@ -281,6 +325,7 @@ int main(void)
     tcase_add_test(tc, test_reproducible);
     tcase_add_test(tc, test_progress_and_errors);
     tcase_add_test(tc, test_zero_weights);
+    tcase_add_test(tc, test_shared_encoder_matches_rows);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
