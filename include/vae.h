@@ -450,7 +450,8 @@ VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, dou
    Gaussian decoder on pixels in [0, 1] this is a density of continuous
    values, comparable between models with the same likelihood but not with
    figures from discretised (256-level) likelihoods.  Rows are processed
-   max_batch at a time in the memory planned for the model; draws come from
+   max_batch at a time in the memory planned for the model, the part of the
+   graph no noise reaches (the encoder) once per image; draws come from
    `seed` and each batch's first row, so the same seed and maximum batch
    give the same estimate on any number of threads.  progress, if not NULL, is called after each batch with the images
    finished, the image count and the running mean of -log p(x); a non-zero
