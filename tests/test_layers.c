@@ -12,14 +12,6 @@ enum { IN = 6, HIDDEN = 5, LATENT = 3, CONTEXT = 4, ROWS = 4 };
 
 static const double LOG_2PI = 1.8378770664093453;
 
-static void expect_close(double got, double want, const char *what, int i)
-{
-    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
-                  what, i, got, want);
-}
-
-static const float *values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
-
 static double sigmoid(double v) { return 1.0 / (1.0 + exp(-v)); }
 
 /* The parameter node "<prefix>.<suffix>", which must exist. */
@@ -63,7 +55,7 @@ static void to_double(const float *v, int n, double *out)
 static void expect_node(vae_model *m, int id, const double *want, int n, const char *what)
 {
     for (int i = 0; i < n; i++)
-        expect_close(values(m, id)[i], want[i], what, i);
+        tu_expect_close(tu_values(m, id)[i], want[i], what, i);
 }
 
 /* Gaussian MLP with and without a hidden layer (_i & 1) and with and
@@ -203,7 +195,7 @@ static double objective_from_nodes(vae_model *m, const vae_ids *ids, vae_objecti
     for (int r = 0; r < m->workers[0].c.rows; r++) {
         double kl = 0.0, recon;
         for (int64_t i = r * latent; i < (r + 1) * latent; i++) {
-            double u = values(m, ids->mu)[i], v = values(m, ids->lv)[i];
+            double u = tu_values(m, ids->mu)[i], v = tu_values(m, ids->lv)[i];
             kl += 0.5 * (u * u + exp(v) - 1.0 - v);
         }
         recon = tu_value(m, nelbo, r) - kl;
@@ -236,7 +228,7 @@ START_TEST(test_vae_gradient)
     ck_assert_int_eq(has(g, "likelihood.logvar"), likelihood == VAE_LIKELIHOOD_GAUSSIAN_LEARNED);
     tu_random(in, ROWS * IN, 320 + (uint64_t)_i, 0.0f, 1.0f);
     got = tu_objective(m, in, ROWS); /* before reading the nodes it computes */
-    expect_close(got, objective_from_nodes(m, &ids, objective, beta), "objective", _i);
+    tu_expect_close(got, objective_from_nodes(m, &ids, objective, beta), "objective", _i);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
 }
@@ -313,7 +305,7 @@ START_TEST(test_elbo_by_hand)
         const float *x = in + r * F;
         double mu = x[0] * (double)MEAN_W[0] + x[1] * (double)MEAN_W[1] + MEAN_B[0];
         double lv = x[0] * (double)LV_W[0] + x[1] * (double)LV_W[1] + LV_B[0];
-        double eps = values(m, ids.z - 1)[r];
+        double eps = tu_values(m, ids.z - 1)[r];
         double z = mu + exp(0.5 * lv) * eps;
         double kl = 0.5 * (mu * mu + exp(lv) - 1.0 - lv), recon = 0.0;
         for (int j = 0; j < F; j++) {
@@ -325,20 +317,20 @@ START_TEST(test_elbo_by_hand)
                 double d = x[j] - sigmoid(l);
                 recon += 0.5 * (LOG_2PI + v + d * d * exp(-v));
             }
-            expect_close(values(m, ids.logits)[r * F + j], l, "logits", r * F + j);
+            tu_expect_close(tu_values(m, ids.logits)[r * F + j], l, "logits", r * F + j);
             /* the training plan computes the decoded mean only when the
                Gaussian loss uses it (BCE works on the logits) */
             if (likelihood != VAE_LIKELIHOOD_BERNOULLI)
-                expect_close(values(m, decoded)[r * F + j], sigmoid(l), "decoded", r * F + j);
+                tu_expect_close(tu_values(m, decoded)[r * F + j], sigmoid(l), "decoded", r * F + j);
         }
-        expect_close(tu_value(m, ids.mu, r), mu, "mu", r);
-        expect_close(tu_value(m, ids.lv, r), lv, "logvar", r);
-        expect_close(tu_value(m, ids.z, r), z, "z", r);
-        expect_close(tu_value(m, nelbo, r), recon + kl, "-ELBO", r);
+        tu_expect_close(tu_value(m, ids.mu, r), mu, "mu", r);
+        tu_expect_close(tu_value(m, ids.lv, r), lv, "logvar", r);
+        tu_expect_close(tu_value(m, ids.z, r), z, "z", r);
+        tu_expect_close(tu_value(m, nelbo, r), recon + kl, "-ELBO", r);
         objective += (recon * recon_weight + beta * kl) / R;
     }
-    expect_close(got_objective, objective, "objective", 0);
-    expect_close(values(m, ids.objective)[0], objective, "objective node", 0);
+    tu_expect_close(got_objective, objective, "objective", 0);
+    tu_expect_close(tu_values(m, ids.objective)[0], objective, "objective node", 0);
     vae_model_free(m);
 }
 END_TEST

@@ -7,21 +7,6 @@
 
 enum { ROWS = 3, IN = 4, SIZE = 5 };
 
-static void expect_close(double got, double want, const char *what, int i)
-{
-    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
-                  what, i, got, want);
-}
-
-static const float *values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
-
-static int vector_param(vae_graph *g, const char *name, int size)
-{
-    int id;
-    ck_assert_int_eq(vae_graph_param(g, name, 1, &size, 1.0f, &id), VAE_OK);
-    return id;
-}
-
 /* y = a (op) b for add (_i even) and mul (_i odd), with b batched
    (_i < 2) or an unbatched parameter broadcast over the rows (_i >= 2).
    Both operands depend on parameters, so both gradients are checked; the
@@ -34,7 +19,7 @@ START_TEST(test_binary)
     vae_graph *g = tu_graph(IN, &x);
     vae_model *m;
     a = tu_variable(g, x, SIZE, "a");
-    b = broadcast ? vector_param(g, "bvec", SIZE) : tu_variable(g, x, SIZE, "b");
+    b = broadcast ? tu_vector_param(g, "bvec", SIZE) : tu_variable(g, x, SIZE, "b");
     ck_assert_int_eq((is_mul ? vae_op_mul : vae_op_add)(g, a, b, &y), VAE_OK);
     ck_assert(g->nodes[y].batched);
     ck_assert_int_eq(vae_graph_node_size(g, y), SIZE);
@@ -43,9 +28,9 @@ START_TEST(test_binary)
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
         for (int i = 0; i < SIZE; i++) {
-            double va = values(m, a)[r * SIZE + i];
-            double vb = values(m, b)[broadcast ? i : r * SIZE + i];
-            expect_close(values(m, y)[r * SIZE + i], is_mul ? va * vb : va + vb,
+            double va = tu_values(m, a)[r * SIZE + i];
+            double vb = tu_values(m, b)[broadcast ? i : r * SIZE + i];
+            tu_expect_close(tu_values(m, y)[r * SIZE + i], is_mul ? va * vb : va + vb,
                          is_mul ? "mul" : "add", r * SIZE + i);
         }
     TU_CHECK_GRADIENT(m, in, ROWS);
@@ -69,9 +54,9 @@ START_TEST(test_same_operand)
     tu_random(in, ROWS * IN, 70, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int i = 0; i < ROWS * SIZE; i++) {
-        double va = values(m, a)[i];
-        expect_close(values(m, sq)[i], va * va, "a*a", i);
-        expect_close(values(m, twice)[i], 2 * va, "a+a", i);
+        double va = tu_values(m, a)[i];
+        tu_expect_close(tu_values(m, sq)[i], va * va, "a*a", i);
+        tu_expect_close(tu_values(m, twice)[i], 2 * va, "a+a", i);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -89,7 +74,7 @@ START_TEST(test_scale)
     vae_graph *g = tu_graph(IN, &x);
     vae_model *m;
     a = tu_variable(g, x, SIZE, "a");
-    p = vector_param(g, "p", SIZE);
+    p = tu_vector_param(g, "p", SIZE);
     ck_assert_int_eq(vae_op_scale(g, a, f, &sa), VAE_OK);
     ck_assert_int_eq(vae_op_scale(g, p, f, &sp), VAE_OK);
     ck_assert(g->nodes[sa].batched);
@@ -99,9 +84,9 @@ START_TEST(test_scale)
     tu_random(in, ROWS * IN, 80 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int i = 0; i < ROWS * SIZE; i++)
-        expect_close(values(m, sa)[i], (double)f * values(m, a)[i], "scale", i);
+        tu_expect_close(tu_values(m, sa)[i], (double)f * tu_values(m, a)[i], "scale", i);
     for (int i = 0; i < SIZE; i++)
-        expect_close(values(m, sp)[i], (double)f * values(m, p)[i], "scale param", i);
+        tu_expect_close(tu_values(m, sp)[i], (double)f * tu_values(m, p)[i], "scale param", i);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
 }
@@ -125,8 +110,8 @@ START_TEST(test_concat)
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
         for (int i = 0; i < NA + NB; i++) {
-            double want = i < NA ? values(m, a)[r * NA + i] : values(m, b)[r * NB + i - NA];
-            ck_assert_msg(values(m, y)[r * (NA + NB) + i] == (float)want,
+            double want = i < NA ? tu_values(m, a)[r * NA + i] : tu_values(m, b)[r * NB + i - NA];
+            ck_assert_msg(tu_values(m, y)[r * (NA + NB) + i] == (float)want,
                           "concat row %d column %d", r, i);
         }
     TU_CHECK_GRADIENT(m, in, ROWS);
@@ -142,8 +127,8 @@ START_TEST(test_errors)
     vae_graph *g = tu_graph(IN, &x);
     a = tu_variable(g, x, SIZE, "a");
     b6 = tu_variable(g, x, SIZE + 1, "b");
-    p = vector_param(g, "p", SIZE);
-    p6 = vector_param(g, "p6", SIZE + 1);
+    p = tu_vector_param(g, "p", SIZE);
+    p6 = tu_vector_param(g, "p6", SIZE + 1);
     /* row sizes differ, batched or broadcast */
     ck_assert_int_eq(vae_op_add(g, a, b6, &y), VAE_ERR_SHAPE);
     ck_assert_int_eq(vae_op_mul(g, a, b6, &y), VAE_ERR_SHAPE);

@@ -8,15 +8,7 @@
 enum { ROWS = 3, K = 5, N = 7 };
 
 /* Forward values: 1e-5 relative (absolute below 1). */
-static void expect_close(double got, double want, const char *what, int i)
-{
-    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
-                  what, i, got, want);
-}
-
 /* Values of node id in the (single) worker after the last tu_objective. */
-static const float *values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
-
 static int param(vae_graph *g, const char *name, int rows, int cols)
 {
     int dims[2] = {rows, cols}, id;
@@ -63,7 +55,7 @@ START_TEST(test_matmul_forward)
     tu_objective(m, in, rows);
     for (int r = 0; r < rows; r++)
         for (int n = 0; n < N; n++)
-            expect_close(values(m, y)[r * N + n], matmul_ref(in, values(m, w), r, n), "matmul",
+            tu_expect_close(tu_values(m, y)[r * N + n], matmul_ref(in, tu_values(m, w), r, n), "matmul",
                          r * N + n);
     TU_CHECK_GRADIENT(m, in, rows);
     vae_model_free(m);
@@ -86,7 +78,7 @@ START_TEST(test_matmul_gradient)
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
         for (int n = 0; n < N; n++)
-            expect_close(values(m, y)[r * N + n], matmul_ref(values(m, v), values(m, w), r, n),
+            tu_expect_close(tu_values(m, y)[r * N + n], matmul_ref(tu_values(m, v), tu_values(m, w), r, n),
                          "matmul", r * N + n);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -133,7 +125,7 @@ START_TEST(test_matmul_computed_weight)
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
         for (int n = 0; n < N; n++)
-            expect_close(values(m, y)[r * N + n], 0.5 * matmul_ref(values(m, v), values(m, w), r, n),
+            tu_expect_close(tu_values(m, y)[r * N + n], 0.5 * matmul_ref(tu_values(m, v), tu_values(m, w), r, n),
                          "matmul", r * N + n);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -155,7 +147,7 @@ START_TEST(test_bias)
     tu_random(in, ROWS * K, 40 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int i = 0; i < ROWS * N; i++)
-        expect_close(values(m, y)[i], (double)values(m, v)[i] + values(m, b)[i % N], "bias", i);
+        tu_expect_close(tu_values(m, y)[i], (double)tu_values(m, v)[i] + tu_values(m, b)[i % N], "bias", i);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
 }
@@ -187,8 +179,8 @@ START_TEST(test_dense)
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
         for (int n = 0; n < N; n++) {
-            double pre = matmul_ref(values(m, v), values(m, w), r, n) + values(m, b)[n];
-            expect_close(values(m, y)[r * N + n], act_ref(act, pre), "dense", r * N + n);
+            double pre = matmul_ref(tu_values(m, v), tu_values(m, w), r, n) + tu_values(m, b)[n];
+            tu_expect_close(tu_values(m, y)[r * N + n], act_ref(act, pre), "dense", r * N + n);
         }
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);

@@ -11,21 +11,6 @@ enum { ROWS = 3, IN = 4, SIZE = 5 };
 
 static const double LOG_2PI = 1.8378770664093453;
 
-static void expect_close(double got, double want, const char *what, int i)
-{
-    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
-                  what, i, got, want);
-}
-
-static const float *values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
-
-static int vector_param(vae_graph *g, const char *name, int size)
-{
-    int id;
-    ck_assert_int_eq(vae_graph_param(g, name, 1, &size, 1.0f, &id), VAE_OK);
-    return id;
-}
-
 /* One row of sum_i log N(x_i; m_i, exp(lv_i)) in double. */
 static double gauss_ref(const float *x, const float *mean, const float *lv, float lv_const)
 {
@@ -55,9 +40,9 @@ START_TEST(test_sample_normal)
     tu_random(in, ROWS * IN, 100 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int i = 0; i < ROWS * SIZE; i++) {
-        double eps = values(m, z - 1)[i];
+        double eps = tu_values(m, z - 1)[i];
         eps_sq += eps * eps;
-        expect_close(values(m, z)[i], values(m, mu)[i] + exp(0.5 * values(m, lv)[i]) * eps,
+        tu_expect_close(tu_values(m, z)[i], tu_values(m, mu)[i] + exp(0.5 * tu_values(m, lv)[i]) * eps,
                      "z", i);
     }
     /* the noise is really there: not all zero, of a plausible size */
@@ -85,10 +70,10 @@ START_TEST(test_bce_logits)
     for (int r = 0; r < ROWS; r++) {
         double want = 0.0;
         for (int i = 0; i < SIZE; i++) {
-            double li = values(m, l)[r * SIZE + i];
+            double li = tu_values(m, l)[r * SIZE + i];
             want += log1p(exp(li)) - in[r * SIZE + i] * li;
         }
-        expect_close(tu_value(m, y, r), want, "bce", r);
+        tu_expect_close(tu_value(m, y, r), want, "bce", r);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -113,10 +98,10 @@ START_TEST(test_bce_variable_target)
     for (int r = 0; r < ROWS; r++) {
         double want = 0.0;
         for (int i = 0; i < SIZE; i++) {
-            double li = values(m, l)[r * SIZE + i], ti = values(m, t)[r * SIZE + i];
+            double li = tu_values(m, l)[r * SIZE + i], ti = tu_values(m, t)[r * SIZE + i];
             want += log1p(exp(li)) - ti * li;
         }
-        expect_close(tu_value(m, y, r), want, "bce", r);
+        tu_expect_close(tu_value(m, y, r), want, "bce", r);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -140,8 +125,8 @@ START_TEST(test_gaussian_const)
     tu_random(in, ROWS * IN, 130 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
-        expect_close(tu_value(m, y, r),
-                     gauss_ref(values(m, xv) + r * SIZE, values(m, mean) + r * SIZE, NULL,
+        tu_expect_close(tu_value(m, y, r),
+                     gauss_ref(tu_values(m, xv) + r * SIZE, tu_values(m, mean) + r * SIZE, NULL,
                                lv_const[_i]),
                      "gaussian", r);
     TU_CHECK_GRADIENT(m, in, ROWS);
@@ -161,15 +146,15 @@ START_TEST(test_gaussian_logvar_node)
     vae_model *m;
     xv = tu_variable(g, x, SIZE, "xv");
     mean = tu_variable(g, x, SIZE, "mean");
-    lv = learned ? vector_param(g, "logvar", SIZE) : tu_variable(g, x, SIZE, "lv");
+    lv = learned ? tu_vector_param(g, "logvar", SIZE) : tu_variable(g, x, SIZE, "lv");
     ck_assert_int_eq(vae_op_gaussian_loglik(g, xv, mean, lv, 0.0f, &y), VAE_OK);
     m = tu_model(g, x, y);
     tu_random(in, ROWS * IN, 140 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
-        expect_close(tu_value(m, y, r),
-                     gauss_ref(values(m, xv) + r * SIZE, values(m, mean) + r * SIZE,
-                               values(m, lv) + (learned ? 0 : r * SIZE), 0.0f),
+        tu_expect_close(tu_value(m, y, r),
+                     gauss_ref(tu_values(m, xv) + r * SIZE, tu_values(m, mean) + r * SIZE,
+                               tu_values(m, lv) + (learned ? 0 : r * SIZE), 0.0f),
                      "gaussian", r);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -185,16 +170,16 @@ START_TEST(test_gaussian_broadcast_mean)
     vae_graph *g = tu_graph(IN, &x);
     vae_model *m;
     xv = tu_variable(g, x, SIZE, "xv");
-    mean = vector_param(g, "mean", SIZE);
+    mean = tu_vector_param(g, "mean", SIZE);
     lv = tu_variable(g, x, SIZE, "lv");
     ck_assert_int_eq(vae_op_gaussian_loglik(g, xv, mean, lv, 0.0f, &y), VAE_OK);
     m = tu_model(g, x, y);
     tu_random(in, ROWS * IN, 150, -2.0f, 2.0f);
     tu_objective(m, in, ROWS);
     for (int r = 0; r < ROWS; r++)
-        expect_close(tu_value(m, y, r),
-                     gauss_ref(values(m, xv) + r * SIZE, values(m, mean),
-                               values(m, lv) + r * SIZE, 0.0f),
+        tu_expect_close(tu_value(m, y, r),
+                     gauss_ref(tu_values(m, xv) + r * SIZE, tu_values(m, mean),
+                               tu_values(m, lv) + r * SIZE, 0.0f),
                      "gaussian", r);
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -221,15 +206,15 @@ START_TEST(test_normal_logpdf)
     for (int r = 0; r < ROWS; r++) {
         double want = 0.0;
         for (int i = 0; i < SIZE; i++) {
-            double zi = values(m, z)[r * SIZE + i];
+            double zi = tu_values(m, z)[r * SIZE + i];
             want += -0.5 * (zi * zi + LOG_2PI);
         }
-        expect_close(tu_value(m, std, r), want, "standard normal", r);
-        expect_close(tu_value(m, std, r), gauss_ref(values(m, z) + r * SIZE, NULL, NULL, 0.0f),
+        tu_expect_close(tu_value(m, std, r), want, "standard normal", r);
+        tu_expect_close(tu_value(m, std, r), gauss_ref(tu_values(m, z) + r * SIZE, NULL, NULL, 0.0f),
                      "standard normal", r);
-        expect_close(tu_value(m, full, r),
-                     gauss_ref(values(m, z) + r * SIZE, values(m, mu) + r * SIZE,
-                               values(m, lv) + r * SIZE, 0.0f),
+        tu_expect_close(tu_value(m, full, r),
+                     gauss_ref(tu_values(m, z) + r * SIZE, tu_values(m, mu) + r * SIZE,
+                               tu_values(m, lv) + r * SIZE, 0.0f),
                      "normal", r);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
@@ -255,11 +240,11 @@ START_TEST(test_kl)
     for (int r = 0; r < ROWS; r++) {
         double want = 0.0;
         for (int i = 0; i < SIZE; i++) {
-            double u = values(m, mu)[r * SIZE + i], v = values(m, lv)[r * SIZE + i];
+            double u = tu_values(m, mu)[r * SIZE + i], v = tu_values(m, lv)[r * SIZE + i];
             want += 0.5 * (u * u + exp(v) - 1.0 - v);
         }
         ck_assert(want >= 0.0);
-        expect_close(tu_value(m, y, r), want, "kl", r);
+        tu_expect_close(tu_value(m, y, r), want, "kl", r);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
     vae_model_free(m);
@@ -301,9 +286,9 @@ START_TEST(test_kl_known_value)
     set_constant(m->g, "mu", mu_v, 2);
     set_constant(m->g, "lv", lv_v, 2);
     tu_random(in, ROWS * IN, 180, -2.0f, 2.0f);
-    expect_close(tu_objective(m, in, ROWS), want, "kl objective", 0);
+    tu_expect_close(tu_objective(m, in, ROWS), want, "kl objective", 0);
     for (int r = 0; r < ROWS; r++)
-        expect_close(tu_value(m, y, r), want, "kl", r);
+        tu_expect_close(tu_value(m, y, r), want, "kl", r);
     vae_model_free(m);
 }
 END_TEST
@@ -317,7 +302,7 @@ START_TEST(test_errors)
     a = tu_variable(g, x, SIZE, "a");
     b = tu_variable(g, x, SIZE, "b");
     c6 = tu_variable(g, x, SIZE + 1, "c");
-    p = vector_param(g, "p", SIZE);
+    p = tu_vector_param(g, "p", SIZE);
     /* sample: logvar must be batched and of mu's size */
     ck_assert_int_eq(vae_op_sample_normal(g, a, p, &y), VAE_ERR_SHAPE);
     ck_assert_int_eq(vae_op_sample_normal(g, p, a, &y), VAE_ERR_SHAPE);

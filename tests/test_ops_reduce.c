@@ -8,14 +8,6 @@
 
 enum { ROWS = 3, IN = 4, SIZE = 7 };
 
-static void expect_close(double got, double want, const char *what, int i)
-{
-    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
-                  what, i, got, want);
-}
-
-static const float *values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
-
 /* A model whose objective is node obj itself (no extra batch mean);
    per_row is a (B, 1) node for the NELBO role. */
 static vae_model *model_with_objective(vae_graph *g, int x, int obj, int per_row)
@@ -53,8 +45,8 @@ START_TEST(test_rowsum)
     for (int r = 0; r < ROWS; r++) {
         double want = 0.0;
         for (int i = 0; i < SIZE; i++)
-            want += values(m, v)[r * SIZE + i];
-        expect_close(tu_value(m, y, r), is_mean ? want / SIZE : want, is_mean ? "mean" : "sum",
+            want += tu_values(m, v)[r * SIZE + i];
+        tu_expect_close(tu_value(m, y, r), is_mean ? want / SIZE : want, is_mean ? "mean" : "sum",
                      r);
     }
     TU_CHECK_GRADIENT(m, in, ROWS);
@@ -85,10 +77,10 @@ START_TEST(test_batch_mean)
     tu_random(in, rows * IN, 210 + (uint64_t)_i, -2.0f, 2.0f);
     tu_objective(m, in, rows);
     for (int i = 0; i < rows * SIZE; i++)
-        want += values(m, vw)[i];
+        want += tu_values(m, vw)[i];
     want /= rows;
-    expect_close(values(m, bm)[0], want, "batch mean", 0);
-    expect_close(tu_objective(m, in, rows), want, "objective", 0);
+    tu_expect_close(tu_values(m, bm)[0], want, "batch mean", 0);
+    tu_expect_close(tu_objective(m, in, rows), want, "objective", 0);
     TU_CHECK_GRADIENT(m, in, rows);
     vae_model_free(m);
 }
@@ -120,9 +112,9 @@ START_TEST(test_batch_mean_threads)
     ck_assert_int_eq(m->workers[0].c.rows, 2);
     ck_assert_int_eq(m->workers[1].c.rows, 3);
     tu_gradient(m, in, R, grad2);
-    expect_close(obj2, obj1, "objective", 0);
+    tu_expect_close(obj2, obj1, "objective", 0);
     for (int i = 0; i < n; i++)
-        expect_close(grad2[i], grad1[i], "gradient", i);
+        tu_expect_close(grad2[i], grad1[i], "gradient", i);
     TU_CHECK_GRADIENT(m, in, R);
     free(grad1);
     free(grad2);

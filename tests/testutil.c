@@ -121,6 +121,21 @@ double tu_gradcheck(vae_model *m, const float *x, int rows, double step)
     return tu_gradcheck_skipping(m, x, rows, step, ATOL, NULL, NULL, NULL);
 }
 
+void tu_expect_close(double got, double want, const char *what, int i)
+{
+    ck_assert_msg(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "%s[%d]: got %.9g, want %.9g",
+                  what, i, got, want);
+}
+
+const float *tu_values(vae_model *m, int id) { return m->workers[0].c.val[id]; }
+
+int tu_vector_param(vae_graph *g, const char *name, int size)
+{
+    int id;
+    ck_assert_int_eq(vae_graph_param(g, name, 1, &size, 1.0f, &id), VAE_OK);
+    return id;
+}
+
 void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi)
 {
     vae_rng rng;

@@ -32,6 +32,13 @@ double tu_gradcheck(vae_model *m, const float *x, int rows, double step);
 typedef int (*tu_skip_fn)(void *ctx, vae_model *m);
 double tu_gradcheck_skipping(vae_model *m, const float *x, int rows, double step, double atol,
                              tu_skip_fn skip, void *ctx, int64_t *skipped);
+/* got is within 1e-5 (relative, plus 1e-5 absolute) of want; what[i]
+   names the value in the message. */
+void tu_expect_close(double got, double want, const char *what, int i);
+/* Values of node id in the first worker after the last run. */
+const float *tu_values(vae_model *m, int id);
+/* A parameter vector of `size` values, uniform in [-1, 1]. */
+int tu_vector_param(vae_graph *g, const char *name, int size);
 /* Uniform values in [lo, hi) from a seed. */
 void tu_random(float *v, int64_t n, uint64_t seed, float lo, float hi);
 /* The value of per-row node `id` for row r after the last tu_objective. */
