@@ -111,8 +111,15 @@ static vae_status weighted_sum(vae_graph *g, int nll, float recon_weight, int kl
     return vae_op_add(g, a, b, out);
 }
 
-static vae_status check_elbo_options(vae_graph *g, vae_objective objective, float beta,
-                                     const int *objective_node, const char *what)
+/* The nodes an ELBO builder is given and makes; the roles come from them. */
+typedef struct elbo_nodes {
+    int x, mu, logvar, z, logits;            /* given */
+    int nll, decoded, kl, nelbo, log_weight; /* made */
+} elbo_nodes;
+
+/* The options and the shapes both ELBO builders take. */
+static vae_status check_elbo(vae_graph *g, const elbo_nodes *e, vae_objective objective,
+                             float beta, const int *objective_node, const char *what)
 {
     if (!g || !objective_node)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL graph or objective_node", what);
@@ -120,7 +127,9 @@ static vae_status check_elbo_options(vae_graph *g, vae_objective objective, floa
         return vae__fail(VAE_ERR_ARGUMENT, "%s: beta %g is not in [0, 1e6]", what, (double)beta);
     if (objective != VAE_OBJECTIVE_ELBO && objective != VAE_OBJECTIVE_PIXEL_MEAN)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown objective %d", what, (int)objective);
-    return VAE_OK;
+    VAE_TRY(vae__graph_expect_same(g, e->x, e->logits, 0, what));
+    VAE_TRY(vae__graph_expect_same(g, e->mu, e->logvar, 0, what));
+    return vae__graph_expect_same(g, e->mu, e->z, 0, what);
 }
 
 /* Per row, for one z: log q(z|x) - log p(z), from the base sample z0 of
@@ -140,24 +149,24 @@ static vae_status sampled_kl(vae_graph *g, int mu, int logvar, int z0, int log_d
 }
 
 /* The terms both ELBO builders share: the objective from nll and the KL
-   term, the log importance weight, and every role. */
-static vae_status finish_elbo(vae_graph *g, const int ids[5], int nll, int decoded, int kl,
-                              int nelbo, int log_weight, vae_objective objective, float beta,
-                              int *objective_node)
+   term, and every role. */
+static vae_status finish_elbo(vae_graph *g, const elbo_nodes *e, vae_objective objective,
+                              float beta, int *objective_node)
 {
-    int x = ids[0], per_row, obj;
-    float recon_weight = objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[x].size : 1.0f;
-    VAE_TRY(weighted_sum(g, nll, recon_weight, kl, beta, nelbo, &per_row));
+    int per_row, obj;
+    float recon_weight =
+        objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[e->x].size : 1.0f;
+    VAE_TRY(weighted_sum(g, e->nll, recon_weight, e->kl, beta, e->nelbo, &per_row));
     VAE_TRY(vae_op_batch_mean(g, per_row, &obj));
-    g->roles[VAE_ROLE_INPUT] = x;
-    g->roles[VAE_ROLE_LATENT_MEAN] = ids[1];
-    g->roles[VAE_ROLE_LATENT_LOGVAR] = ids[2];
-    g->roles[VAE_ROLE_LATENT] = ids[3];
-    g->roles[VAE_ROLE_LOGITS] = ids[4];
-    g->roles[VAE_ROLE_DECODED] = decoded;
-    g->roles[VAE_ROLE_NELBO] = nelbo;
+    g->roles[VAE_ROLE_INPUT] = e->x;
+    g->roles[VAE_ROLE_LATENT_MEAN] = e->mu;
+    g->roles[VAE_ROLE_LATENT_LOGVAR] = e->logvar;
+    g->roles[VAE_ROLE_LATENT] = e->z;
+    g->roles[VAE_ROLE_LOGITS] = e->logits;
+    g->roles[VAE_ROLE_DECODED] = e->decoded;
+    g->roles[VAE_ROLE_NELBO] = e->nelbo;
     g->roles[VAE_ROLE_OBJECTIVE] = obj;
-    g->roles[VAE_ROLE_LOG_WEIGHT] = log_weight;
+    g->roles[VAE_ROLE_LOG_WEIGHT] = e->log_weight;
     *objective_node = obj;
     return VAE_OK;
 }
@@ -166,22 +175,17 @@ static vae_status build_elbo(vae_graph *g, int x, int mu, int logvar, int z, int
                              vae_likelihood likelihood, vae_objective objective, float beta,
                              int *objective_node)
 {
-    const char *what = "vae_elbo_build";
-    int ids[5] = {x, mu, logvar, z, logits};
-    int nll, decoded, kl, nelbo, mc_kl, neg_weight, log_weight;
-    VAE_TRY(check_elbo_options(g, objective, beta, objective_node, what));
-    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
-    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
-    VAE_TRY(vae_op_kl_std_normal(g, mu, logvar, &kl));
-    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
+    elbo_nodes e = {.x = x, .mu = mu, .logvar = logvar, .z = z, .logits = logits};
+    int mc_kl, neg_weight;
+    VAE_TRY(check_elbo(g, &e, objective, beta, objective_node, "vae_elbo_build"));
+    VAE_TRY(reconstruction(g, x, logits, likelihood, &e.nll, &e.decoded));
+    VAE_TRY(vae_op_kl_std_normal(g, mu, logvar, &e.kl));
+    VAE_TRY(vae_op_add(g, e.nll, e.kl, &e.nelbo));
     /* the importance weight needs the sampled KL, not the analytic one */
     VAE_TRY(sampled_kl(g, mu, logvar, z, -1, z, &mc_kl));
-    VAE_TRY(vae_op_add(g, nll, mc_kl, &neg_weight));
-    VAE_TRY(vae_op_scale(g, neg_weight, -1.0f, &log_weight));
-    return finish_elbo(g, ids, nll, decoded, kl, nelbo, log_weight, objective, beta,
-                       objective_node);
+    VAE_TRY(vae_op_add(g, e.nll, mc_kl, &neg_weight));
+    VAE_TRY(vae_op_scale(g, neg_weight, -1.0f, &e.log_weight));
+    return finish_elbo(g, &e, objective, beta, objective_node);
 }
 
 static vae_status build_elbo_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
@@ -189,24 +193,19 @@ static vae_status build_elbo_flow(vae_graph *g, int x, int mu, int logvar, int z
                                   vae_objective objective, float beta, int *objective_node)
 {
     const char *what = "vae_elbo_build_flow";
-    int ids[5] = {x, mu, logvar, z, logits};
-    int nll, decoded, kl, nelbo, log_weight;
-    VAE_TRY(check_elbo_options(g, objective, beta, objective_node, what));
-    VAE_TRY(vae__graph_expect_same(g, x, logits, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, what));
+    elbo_nodes e = {.x = x, .mu = mu, .logvar = logvar, .z = z, .logits = logits};
+    VAE_TRY(check_elbo(g, &e, objective, beta, objective_node, what));
     VAE_TRY(vae__graph_expect_same(g, mu, z0, 0, what));
-    VAE_TRY(vae__graph_expect_same(g, mu, z, 0, what));
     if (log_det < -1)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: log_det node %d does not exist (-1: none)", what,
                          log_det);
     if (log_det >= 0)
         VAE_TRY(vae__graph_expect_batched(g, log_det, 1, what));
-    VAE_TRY(reconstruction(g, x, logits, likelihood, &nll, &decoded));
-    VAE_TRY(sampled_kl(g, mu, logvar, z0, log_det, z, &kl));
-    VAE_TRY(vae_op_add(g, nll, kl, &nelbo));
-    VAE_TRY(vae_op_scale(g, nelbo, -1.0f, &log_weight));
-    return finish_elbo(g, ids, nll, decoded, kl, nelbo, log_weight, objective, beta,
-                       objective_node);
+    VAE_TRY(reconstruction(g, x, logits, likelihood, &e.nll, &e.decoded));
+    VAE_TRY(sampled_kl(g, mu, logvar, z0, log_det, z, &e.kl));
+    VAE_TRY(vae_op_add(g, e.nll, e.kl, &e.nelbo));
+    VAE_TRY(vae_op_scale(g, e.nelbo, -1.0f, &e.log_weight));
+    return finish_elbo(g, &e, objective, beta, objective_node);
 }
 
 /* One IAF step; see vae.h.  The gate's shift of 1.5 makes a fresh step
