@@ -95,11 +95,11 @@ extern "C" {
 #endif
 
 #define VAE_VERSION_MAJOR 0
-#define VAE_VERSION_MINOR 2
+#define VAE_VERSION_MINOR 3
 #define VAE_VERSION_PATCH 0
-#define VAE_VERSION_STRING "0.2.0"
+#define VAE_VERSION_STRING "0.3.0"
 /* major * 10000 + minor * 100 + patch */
-#define VAE_VERSION_NUMBER 200
+#define VAE_VERSION_NUMBER 300
 /* Largest number of per-row dimensions of a node. */
 #define VAE_MAX_ROW_DIMS 3
 
@@ -393,9 +393,22 @@ VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, 
 /* Checks that the graph has all roles and takes ownership of it. */
 VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g);
 VAE_API void vae_model_free(vae_model *m);
-/* Largest batch one call processes at once (default 256); larger requests
-   are split.  Memory is planned for it at the first use after a change. */
+/* Largest batch one call processes at once (default 256).  Encoding,
+   decoding, reconstructing, sampling and evaluating split larger requests
+   into batches of this size; vae_model_train_step and
+   vae_model_train_epoch train on one batch per step and refuse a larger
+   one (VAE_ERR_SHAPE, VAE_ERR_ARGUMENT).  Memory is planned for it at the
+   first use after a change.  Returns VAE_ERR_ARGUMENT for a NULL model or
+   a size outside 1..2^20. */
 VAE_API vae_status vae_model_set_max_batch(vae_model *m, int max_batch);
+/* The most memory the model may plan for values, gradients and scratch
+   (vae_model_planned_bytes), default 2 GiB.  A call whose plan would need
+   more fails with VAE_ERR_NO_MEMORY before allocating anything, so a model
+   file cannot make the library allocate without bound.  Returns
+   VAE_ERR_ARGUMENT for a NULL model or a limit below 1.  (Since 0.3.) */
+VAE_API vae_status vae_model_set_memory_limit(vae_model *m, int64_t bytes);
+/* The limit in force, or 0 if m is NULL.  (Since 0.3.) */
+VAE_API int64_t vae_model_memory_limit(const vae_model *m);
 /* Worker threads used by training and evaluation (default 1). */
 VAE_API vae_status vae_model_set_threads(vae_model *m, int threads);
 /* The graph, borrowed: for looking up nodes, not for adding any. */
@@ -406,6 +419,9 @@ VAE_API int64_t vae_model_param_count(const vae_model *m);
 /* Completed epochs and batches done in the current one. */
 VAE_API int vae_model_epoch(const vae_model *m);
 VAE_API int vae_model_epoch_position(const vae_model *m);
+/* The batch size of the epoch under way (position > 0), which continuing
+   it must use; 0 between epochs.  (Since 0.3.) */
+VAE_API int vae_model_epoch_batch(const vae_model *m);
 /* All parameters as one flat array, in creation order. */
 VAE_API vae_status vae_model_params_get(const vae_model *m, float *dst, int64_t count);
 VAE_API vae_status vae_model_params_set(vae_model *m, const float *src, int64_t count);
@@ -472,6 +488,35 @@ VAE_API vae_status vae_model_load(vae_model **out, const char *path);
    whose optimizer has not been taken by vae_optimizer_restore yet. */
 VAE_API int vae_model_has_training_state(const vae_model *m);
 
+/* ---- History and metadata (since 0.3), saved in model files ----
+   The history is a table of numbers: one row per epoch (1, 2, ...), one
+   column per name.  vae_model_train_epoch records "train_objective" and
+   "train_nelbo" (the epoch's means) for every epoch it completes; hosts
+   add their own columns (test loss, seconds, ...).  A value never
+   recorded reads as NaN.  Column names and metadata keys are 1 to 255
+   printable ASCII characters without spaces; at most 64 columns, 10^6
+   epochs and 256 keys; a metadata value is a string of at most 64 KiB. */
+/* Returns VAE_ERR_ARGUMENT for a NULL model, a bad name or an epoch
+   outside 1..10^6, VAE_ERR_NO_MEMORY when out of memory. */
+VAE_API vae_status vae_model_history_set(vae_model *m, int epoch, const char *column,
+                                         double value);
+/* The value recorded, or NaN (also for an unknown column or epoch). */
+VAE_API double vae_model_history_get(const vae_model *m, int epoch, const char *column);
+/* The highest epoch with a row, and the number of columns. */
+VAE_API int vae_model_history_epochs(const vae_model *m);
+VAE_API int vae_model_history_columns(const vae_model *m);
+/* The name of column i (0-based, in the order they were added), borrowed;
+   NULL if out of range. */
+VAE_API const char *vae_model_history_column(const vae_model *m, int i);
+/* Sets (or with value NULL removes) a string kept with the model, e.g. the
+   settings a program built it with.  Returns VAE_ERR_ARGUMENT for a NULL
+   model, a bad key, a value over 64 KiB or a 257th key;
+   VAE_ERR_NO_MEMORY. */
+VAE_API vae_status vae_model_set_metadata(vae_model *m, const char *key, const char *value);
+/* The value, borrowed until it is set again or the model is freed; NULL
+   if the key is not set. */
+VAE_API const char *vae_model_metadata(const vae_model *m, const char *key);
+
 /* ---- Optimizers: bound to one model's parameters. ---- */
 VAE_API vae_status vae_optimizer_create(vae_optimizer **out, vae_model *m,
                                         vae_optimizer_kind kind);
@@ -483,6 +528,9 @@ VAE_API vae_status vae_optimizer_set(vae_optimizer *opt, vae_optimizer_option op
 VAE_API vae_status vae_optimizer_get(const vae_optimizer *opt, vae_optimizer_option option,
                                      double *value);
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *opt);
+/* The optimizer's kind.  VAE_ERR_ARGUMENT if either pointer is NULL.
+   (Since 0.3.) */
+VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *opt, vae_optimizer_kind *kind);
 
 /* ---- Data sets: rows of pixels kept as bytes (or floats), labels optional. ---- */
 /* MNIST-style idx files, plain or gzip-compressed; labels_path may be NULL.

@@ -24,6 +24,11 @@ static vae_status build_plan(const vae_graph *g, plan *p, const int *targets, in
             if (n->in[k] >= 0)
                 need[n->in[k]] = 1;
     }
+    if (!need[fed]) { /* the caller's rows would go to a node no plan holds */
+        free(need);
+        return vae__fail(VAE_ERR_STATE, "node %d does not depend on node %d, which the call "
+                         "feeds (check the roles)", targets[0], fed);
+    }
     p->nodes = vae__calloc((size_t)g->n_nodes, sizeof *p->nodes);
     p->noise = vae__calloc((size_t)g->n_nodes, sizeof *p->noise);
     if (!p->nodes || !p->noise) {
@@ -230,6 +235,36 @@ static vae_status plan_grads(vae_model *m, worker *w, const unsigned char *in_tr
     return VAE_OK;
 }
 
+/* a + b, or 2^53 once past it: sums of node sizes from a hostile file
+   must not wrap around before the limit check sees them (2^53 floats
+   times 64 threads still fits). */
+static int64_t add_capped(int64_t a, int64_t b)
+{
+    const int64_t cap = (int64_t)1 << 53;
+    return a >= cap || b >= cap || a + b >= cap ? cap : a + b;
+}
+
+/* Bytes the plans take for every worker, with gradients if `grads`,
+   computed before anything is allocated. */
+static int64_t bytes_to_plan(const vae_model *m, const unsigned char *in_any,
+                             const unsigned char *in_train, int grads)
+{
+    const vae_graph *g = m->g;
+    int64_t floats = add_capped(0, workspace_floats(m, in_any));
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        if (n->op == OP_PARAM)
+            continue;
+        if (in_any[id])
+            floats = add_capped(floats, arena_floats(n, m->slice_rows));
+        if (grads && in_train[id] && n->needs_grad)
+            floats = add_capped(floats, arena_floats(n, m->slice_rows));
+    }
+    if (grads)
+        floats = add_capped(floats, g->n_params);
+    return floats * m->threads * (int64_t)sizeof(float);
+}
+
 vae_status vae__model_ensure_planned(vae_model *m, int grads)
 {
     unsigned char *in_any = NULL, *in_train = NULL;
@@ -244,8 +279,16 @@ vae_status vae__model_ensure_planned(vae_model *m, int grads)
         goto done;
     }
     planned_nodes(m, in_any, in_train);
+    m->slice_rows = (m->max_batch + m->threads - 1) / m->threads;
+    if (bytes_to_plan(m, in_any, in_train, grads) > m->memory_limit) {
+        s = vae__fail(VAE_ERR_NO_MEMORY, "the model needs %lld bytes for batches of %d rows on "
+                      "%d thread(s), more than its memory limit of %lld (vae_model_set_memory_limit "
+                      "raises it; a smaller maximum batch needs less)",
+                      (long long)bytes_to_plan(m, in_any, in_train, grads), m->max_batch,
+                      m->threads, (long long)m->memory_limit);
+        goto done;
+    }
     if (!m->planned) {
-        m->slice_rows = (m->max_batch + m->threads - 1) / m->threads;
         m->workers = vae__calloc((size_t)m->threads, sizeof *m->workers);
         if (!m->workers) {
             s = VAE_ERR_NO_MEMORY;

@@ -67,10 +67,34 @@ static vae_status check_row_dims(int ndim, const int *dims, int64_t *size, const
     return VAE_OK;
 }
 
+/* Refuses changes to a graph a model has planned for. */
+static vae_status check_writable(const vae_graph *g, const char *what)
+{
+    if (g->owned)
+        return vae__fail(VAE_ERR_STATE, "%s: the graph belongs to a model and is read-only "
+                         "(add every node before vae_model_create)", what);
+    return VAE_OK;
+}
+
+/* Names identify nodes (vae_graph_find, parameters by name): one per node. */
+static vae_status check_new_name(const vae_graph *g, const char *name, const char *what)
+{
+    int other;
+    if (!name || g->legacy_names || (other = vae_graph_find(g, name)) < 0)
+        return VAE_OK;
+    return vae__fail(VAE_ERR_ARGUMENT, "%s: the name '%s' is taken by node %d (names are unique "
+                     "in a graph: give each layer its own)", what, name, other);
+}
+
 /* Appends a node without checking its inputs (used by the loader too). */
 vae_status vae__graph_add_raw(vae_graph *g, const node *proto, const char *name, int *out)
 {
+    const char *what = proto->op == OP_INPUT   ? "vae_graph_input"
+                       : proto->op == OP_PARAM ? "vae_graph_param"
+                                               : vae__ops[proto->op]->name;
     node *n;
+    VAE_TRY(check_writable(g, what));
+    VAE_TRY(check_new_name(g, name, what));
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 32;
         node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
@@ -168,6 +192,7 @@ VAE_API vae_status vae_graph_set_role(vae_graph *g, vae_role role, int node_id)
     if ((int)role < 0 || role >= VAE_ROLE_COUNT_)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_graph_set_role: unknown role %d", (int)role);
     VAE_TRY(vae__graph_check_node(g, node_id, "vae_graph_set_role"));
+    VAE_TRY(check_writable(g, "vae_graph_set_role"));
     g->roles[role] = node_id;
     return VAE_OK;
 }

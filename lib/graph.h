@@ -70,6 +70,9 @@ struct vae_graph {
     int roles[VAE_ROLE_COUNT_];
     uint64_t seed;
     vae_rng init_rng;
+    int owned;            /* a model owns it: read-only from then on */
+    int legacy_names;     /* replaying a file of 0.2 or older, which let
+                             nodes share a name */
 };
 
 /* Everything one thread needs to run a plan on a slice of a batch. */

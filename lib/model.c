@@ -2,10 +2,12 @@
    reconstruct, sample). */
 #include "model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { DEFAULT_MAX_BATCH = 256, MAX_THREADS = 64 };
+enum { DEFAULT_MAX_BATCH = 256, MAX_BATCH = 1 << 20, MAX_THREADS = 64 };
+#define DEFAULT_MEMORY_LIMIT ((int64_t)2 << 30)
 
 static const char *const role_names[VAE_ROLE_COUNT_] = {
     "input", "latent mean", "latent log-variance", "latent", "logits",
@@ -15,24 +17,48 @@ static const char *const role_names[VAE_ROLE_COUNT_] = {
 /* Roles a model can do without (graphs from older versions lack them). */
 static int role_optional(int role) { return role == VAE_ROLE_LOG_WEIGHT; }
 
+/* What each role's node must be, as the builders make it: batched or
+   not, and its row size (0: any; -1: the input's; -2: the latent mean's). */
+static const struct role_rule {
+    int batched;
+    int64_t size;
+} role_rules[VAE_ROLE_COUNT_] = {
+    [VAE_ROLE_INPUT] = {1, 0},          [VAE_ROLE_LATENT_MEAN] = {1, 0},
+    [VAE_ROLE_LATENT_LOGVAR] = {1, -2}, [VAE_ROLE_LATENT] = {1, -2},
+    [VAE_ROLE_LOGITS] = {1, -1},        [VAE_ROLE_OBJECTIVE] = {0, 1},
+    [VAE_ROLE_NELBO] = {1, 1},          [VAE_ROLE_DECODED] = {1, -1},
+    [VAE_ROLE_LOG_WEIGHT] = {1, 1},
+};
+
+static vae_status check_role(const vae_graph *g, int r)
+{
+    const node *n = &g->nodes[g->roles[r]];
+    int64_t want = role_rules[r].size;
+    if (want == -1)
+        want = g->nodes[g->roles[VAE_ROLE_INPUT]].size;
+    else if (want == -2)
+        want = g->nodes[g->roles[VAE_ROLE_LATENT_MEAN]].size;
+    if (n->batched != role_rules[r].batched)
+        return vae__fail(VAE_ERR_SHAPE, "vae_model_create: the %s node (%d) must %s", role_names[r],
+                         g->roles[r], n->batched ? "not be batched" : "be batched");
+    if (want && n->size != want)
+        return vae__fail(VAE_ERR_SHAPE, "vae_model_create: the %s node (%d) has %lld elements%s, "
+                         "expected %lld", role_names[r], g->roles[r], (long long)n->size,
+                         n->batched ? " per row" : "", (long long)want);
+    return VAE_OK;
+}
+
 static vae_status check_roles(const vae_graph *g)
 {
-    const node *mu, *z;
     for (int r = 0; r < VAE_ROLE_COUNT_; r++)
         if ((g->roles[r] < 0 && !role_optional(r)) || g->roles[r] >= g->n_nodes)
             return vae__fail(VAE_ERR_STATE, "vae_model_create: the graph has no %s node "
                              "(vae_elbo_build sets every role)", role_names[r]);
-    mu = &g->nodes[g->roles[VAE_ROLE_LATENT_MEAN]];
-    z = &g->nodes[g->roles[VAE_ROLE_LATENT]];
     if (g->nodes[g->roles[VAE_ROLE_INPUT]].op != OP_INPUT)
         return vae__fail(VAE_ERR_STATE, "vae_model_create: the input role is not an input node");
-    if (!mu->batched || !z->batched || mu->size != z->size ||
-        g->nodes[g->roles[VAE_ROLE_OBJECTIVE]].batched ||
-        g->nodes[g->roles[VAE_ROLE_OBJECTIVE]].size != 1 ||
-        g->nodes[g->roles[VAE_ROLE_NELBO]].size != 1 ||
-        (g->roles[VAE_ROLE_LOG_WEIGHT] >= 0 && (!g->nodes[g->roles[VAE_ROLE_LOG_WEIGHT]].batched ||
-                                                g->nodes[g->roles[VAE_ROLE_LOG_WEIGHT]].size != 1)))
-        return vae__fail(VAE_ERR_SHAPE, "vae_model_create: role nodes have the wrong shapes");
+    for (int r = 0; r < VAE_ROLE_COUNT_; r++)
+        if (g->roles[r] >= 0)
+            VAE_TRY(check_role(g, r));
     return VAE_OK;
 }
 
@@ -42,18 +68,23 @@ VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g)
     vae_status s;
     if (!out || !g)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_create: NULL argument");
+    if (g->owned)
+        return vae__fail(VAE_ERR_STATE, "vae_model_create: the graph belongs to a model already "
+                         "(a graph makes one model)");
     VAE_TRY(check_roles(g));
     if (!(m = vae__calloc(1, sizeof *m)))
         return VAE_ERR_NO_MEMORY;
     m->g = g;
     m->max_batch = DEFAULT_MAX_BATCH;
     m->threads = 1;
+    m->memory_limit = DEFAULT_MEMORY_LIMIT;
     if ((s = vae__model_build_plans(m)) != VAE_OK ||
         (s = vae__graph_live_ranges(g, &m->live, &m->n_live)) != VAE_OK) {
         m->g = NULL; /* the caller keeps the graph on failure */
         vae_model_free(m);
         return s;
     }
+    g->owned = 1;
     *out = m;
     return VAE_OK;
 }
@@ -65,6 +96,8 @@ VAE_API void vae_model_free(vae_model *m)
     vae__model_unplan(m);
     vae__model_free_plans(m);
     vae_optimizer_free(m->saved_optimizer);
+    vae__history_free(&m->hist);
+    vae__metadata_free(&m->meta);
     vae_graph_free(m->g);
     free(m->perm);
     free(m->live);
@@ -73,8 +106,11 @@ VAE_API void vae_model_free(vae_model *m)
 
 VAE_API vae_status vae_model_set_max_batch(vae_model *m, int max_batch)
 {
-    if (!m || max_batch < 1 || max_batch > (1 << 20))
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_max_batch: bad model or size %d", max_batch);
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_max_batch: model is NULL");
+    if (max_batch < 1 || max_batch > MAX_BATCH)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_max_batch: %d rows is not in 1..%d",
+                         max_batch, MAX_BATCH);
     if (max_batch != m->max_batch)
         vae__model_unplan(m);
     m->max_batch = max_batch;
@@ -83,14 +119,29 @@ VAE_API vae_status vae_model_set_max_batch(vae_model *m, int max_batch)
 
 VAE_API vae_status vae_model_set_threads(vae_model *m, int threads)
 {
-    if (!m || threads < 1 || threads > MAX_THREADS)
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_threads: bad model or count %d (1 to %d)",
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_threads: model is NULL");
+    if (threads < 1 || threads > MAX_THREADS)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_threads: %d threads is not in 1..%d",
                          threads, MAX_THREADS);
     if (threads != m->threads)
         vae__model_unplan(m);
     m->threads = threads;
     return VAE_OK;
 }
+
+VAE_API vae_status vae_model_set_memory_limit(vae_model *m, int64_t bytes)
+{
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_memory_limit: model is NULL");
+    if (bytes < 1)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_memory_limit: %lld bytes is not positive",
+                         (long long)bytes);
+    m->memory_limit = bytes;
+    return VAE_OK;
+}
+
+VAE_API int64_t vae_model_memory_limit(const vae_model *m) { return m ? m->memory_limit : 0; }
 
 VAE_API const vae_graph *vae_model_graph(const vae_model *m) { return m ? m->g : NULL; }
 
@@ -107,6 +158,7 @@ VAE_API int vae_model_latent_size(const vae_model *m)
 VAE_API int64_t vae_model_param_count(const vae_model *m) { return m ? m->g->n_params : 0; }
 VAE_API int vae_model_epoch(const vae_model *m) { return m ? m->train.epoch : 0; }
 VAE_API int vae_model_epoch_position(const vae_model *m) { return m ? m->train.epoch_pos : 0; }
+VAE_API int vae_model_epoch_batch(const vae_model *m) { return m ? m->train.batch : 0; }
 VAE_API int64_t vae_model_planned_bytes(const vae_model *m) { return m ? m->planned_bytes : 0; }
 
 VAE_API vae_status vae_model_params_get(const vae_model *m, float *dst, int64_t count)
@@ -123,8 +175,13 @@ VAE_API vae_status vae_model_params_set(vae_model *m, const float *src, int64_t 
     if (!m || !src || count != m->g->n_params)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_params_set: NULL argument or count %lld "
                          "is not the parameter count", (long long)count);
+    for (int64_t i = 0; i < count; i++)
+        if (!isfinite(src[i]))
+            return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_params_set: value %lld is %g; "
+                             "the parameters are unchanged", (long long)i, (double)src[i]);
     memcpy(m->g->params, src, (size_t)count * sizeof *src);
     vae__graph_apply_masks(m->g);
+    m->param_max_known = 0;
     return VAE_OK;
 }
 

@@ -54,22 +54,40 @@ void vae__pool_free(vae_pool *p);
 int vae__pool_threads(const vae_pool *p);
 
 /* Optimizer state; see optim.c. */
+enum { OPTIMIZER_SETTINGS = VAE_OPT_CLIP_NORM + 1 };
 struct vae_optimizer {
     vae_model *model;
     vae_optimizer_kind kind;
-    double settings[7];
+    double settings[OPTIMIZER_SETTINGS];
     int64_t steps;
     int64_t n;
     float *moment1, *moment2; /* NULL where the kind has none */
+    int maxima_known;         /* m1_max and m2_max hold for the moments */
+    float m1_max, m2_max;     /* largest magnitudes after the last update */
 };
 
 /* Training state as saved in model files. */
 typedef struct train_state {
     int epoch, epoch_pos;
+    int batch;                 /* batch size of the epoch under way; 0 between epochs */
     int64_t steps;             /* training steps taken: picks the noise stream */
     double epoch_objective, epoch_nelbo; /* sums over the epoch so far */
     int64_t epoch_images;
 } train_state;
+
+/* Per-epoch values (history.c): columns of doubles by name, row e - 1
+   for epoch e, NaN where nothing was recorded. */
+typedef struct history {
+    int n_cols, n_rows, cap_rows;
+    char **names;
+    double **cols;
+} history;
+
+/* Host-supplied key/value strings saved with the model (history.c). */
+typedef struct metadata {
+    int count;
+    char **keys, **values;
+} metadata;
 
 struct vae_model {
     vae_graph *g;
@@ -81,11 +99,16 @@ struct vae_model {
     int planned;       /* values are allocated for max_batch and threads */
     int has_conv;      /* the training plan has convolutions */
     int64_t planned_bytes;
+    int64_t memory_limit; /* planning more bytes than this fails */
     train_state train;
+    history hist;
+    metadata meta;
     vae_optimizer *saved_optimizer; /* from a loaded file, until restored */
     int64_t *live;     /* (start, end) pairs of parameters not masked out:
                           the ones the optimizer must visit */
     int64_t n_live;
+    float param_max;   /* largest |parameter|, when param_max_known */
+    int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
 };
@@ -137,9 +160,39 @@ enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT 
 vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what);
 
 /* optim.c */
-/* Updates params[lo..hi) from grad and sets that range of grad to zero. */
+/* What an update pass over a range saw: probe is NaN if a new value was
+   not finite (probe pass); the maxima are the new values' largest
+   magnitudes (update pass). */
+typedef struct update_stats {
+    float probe, p_max, m1_max, m2_max;
+} update_stats;
+/* Updates params[lo..hi) from grad and sets that range of grad to zero;
+   raises st's maxima to the new values' magnitudes. */
 void vae__optimizer_update(vae_optimizer *opt, float *params, float *grad, float scale,
-                           int64_t lo, int64_t hi);
+                           int64_t lo, int64_t hi, update_stats *st);
+/* Computes the same update without storing it; st->probe becomes NaN if
+   any new value would not be finite. */
+void vae__optimizer_probe(vae_optimizer *opt, float *params, float *grad, float scale,
+                          int64_t lo, int64_t hi, update_stats *st);
+int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double grad_max);
+/* Fails unless value is valid for option, as vae_optimizer_set checks it. */
+vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,
+                                      double value, const char *what);
 vae_status vae__optimizer_alloc(vae_optimizer **out, vae_model *m, vae_optimizer_kind kind);
+
+/* history.c */
+enum { HISTORY_MAX_COLUMNS = 64, HISTORY_MAX_EPOCHS = 1000000, NAME_MAX_BYTES = 255,
+       METADATA_MAX_KEYS = 256, METADATA_MAX_VALUE = 1 << 16 };
+/* Makes room for epochs 1..epochs in every column. */
+vae_status vae__history_reserve(history *h, int epochs);
+/* Records a value; `what` names the calling function in messages. */
+vae_status vae__history_set(history *h, int epoch, const char *column, double value,
+                            const char *what);
+void vae__history_free(history *h);
+vae_status vae__metadata_set(metadata *md, const char *key, const char *value, size_t value_len,
+                             const char *what);
+void vae__metadata_free(metadata *md);
+/* Non-zero if name is 1 to NAME_MAX_BYTES printable ASCII characters. */
+int vae__valid_name(const char *name, size_t len);
 
 #endif

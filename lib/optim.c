@@ -29,6 +29,7 @@ vae_status vae__optimizer_alloc(vae_optimizer **out, vae_model *m, vae_optimizer
     o->model = m;
     o->kind = kind;
     o->n = m->g->n_params;
+    o->maxima_known = 1; /* zero moments */
     set_defaults(o);
     o->moment1 = vae__alloc_floats(o->n);
     if (o->moment1 && kind == VAE_OPTIMIZER_ADAM)
@@ -69,24 +70,57 @@ VAE_API void vae_optimizer_free(vae_optimizer *o)
     free(o);
 }
 
+/* Which options each kind has: setting another is an error, not a no-op. */
+static int has_option(vae_optimizer_kind kind, vae_optimizer_option option)
+{
+    switch (option) {
+    case VAE_OPT_LEARNING_RATE:
+    case VAE_OPT_CLIP_NORM: return 1;
+    case VAE_OPT_MOMENTUM: return kind == VAE_OPTIMIZER_SGD;
+    case VAE_OPT_BETA1:
+    case VAE_OPT_BETA2: return kind == VAE_OPTIMIZER_ADAM;
+    case VAE_OPT_EPSILON: return kind != VAE_OPTIMIZER_SGD;
+    case VAE_OPT_RHO: return kind == VAE_OPTIMIZER_RMSPROP;
+    }
+    return 0;
+}
+
+static const char *const option_names[OPTIMIZER_SETTINGS] = {
+    "learning rate", "momentum", "beta1", "beta2", "epsilon", "rho", "clip norm",
+};
+
 static vae_status check_option(const vae_optimizer *o, vae_optimizer_option option, const char *what)
 {
     if (!o)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: optimizer is NULL", what);
-    if ((int)option < 0 || option > VAE_OPT_CLIP_NORM)
+    if ((int)option < 0 || (int)option >= OPTIMIZER_SETTINGS)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown option %d", what, (int)option);
+    if (!has_option(o->kind, option))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: %s has no %s option", what, kind_names[o->kind],
+                         option_names[option]);
+    return VAE_OK;
+}
+
+vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,
+                                      double value, const char *what)
+{
+    int is_rate = option == VAE_OPT_MOMENTUM || option == VAE_OPT_BETA1 ||
+                  option == VAE_OPT_BETA2 || option == VAE_OPT_RHO;
+    /* a learning rate that rounds to zero or infinity in float is no rate */
+    int is_lr = option == VAE_OPT_LEARNING_RATE;
+    if (!isfinite(value) || value < 0.0 || (is_rate && value >= 1.0) ||
+        (option == VAE_OPT_EPSILON && value <= 0.0) || (is_lr && value > 1e30))
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: %s %g is out of range for %s (%s)", what,
+                         option_names[option], value, kind_names[o->kind],
+                         is_rate ? "0 <= value < 1" : option == VAE_OPT_EPSILON ? "value > 0"
+                         : is_lr ? "0 <= value <= 1e30" : "finite, >= 0");
     return VAE_OK;
 }
 
 VAE_API vae_status vae_optimizer_set(vae_optimizer *o, vae_optimizer_option option, double value)
 {
-    int is_rate = option == VAE_OPT_MOMENTUM || option == VAE_OPT_BETA1 ||
-                  option == VAE_OPT_BETA2 || option == VAE_OPT_RHO;
     VAE_TRY(check_option(o, option, "vae_optimizer_set"));
-    if (!isfinite(value) || value < 0.0 || (is_rate && value >= 1.0) ||
-        (option == VAE_OPT_EPSILON && value <= 0.0))
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_optimizer_set: value %g is out of range for "
-                         "option %d of %s", value, (int)option, kind_names[o->kind]);
+    VAE_TRY(vae__optimizer_check_value(o, option, value, "vae_optimizer_set"));
     o->settings[option] = value;
     return VAE_OK;
 }
@@ -101,58 +135,152 @@ VAE_API vae_status vae_optimizer_get(const vae_optimizer *o, vae_optimizer_optio
     return VAE_OK;
 }
 
+VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *o, vae_optimizer_kind *kind)
+{
+    if (!o || !kind)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_optimizer_get_kind: NULL argument");
+    *kind = o->kind;
+    return VAE_OK;
+}
+
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->steps : 0; }
 
+/* Each update is written once, as an inline loop with a constant `commit`:
+   0 computes the new values without storing them and reports whether all
+   are finite (the careful path, taken when the bounds in
+   vae__optimizer_update_is_safe cannot promise it), 1 stores them and
+   keeps the largest magnitudes for the next bound.  probe collects x * 0
+   of every new value: NaN if any was not finite. */
+#define KEEP_MAX(acc, x) acc = fabsf(x) > acc ? fabsf(x) : acc
+
 /* v = momentum v + g;  p -= lr v   (PyTorch's form) */
-VAE_HOT static void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
+static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi,
+                       const int commit, update_stats *st)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], mom = (float)o->settings[VAE_OPT_MOMENTUM];
-    float *v = o->moment1;
+    float *v = o->moment1, probe = 0.0f, pm = st->p_max, vm = st->m1_max;
+#pragma omp simd reduction(+ : probe) reduction(max : pm, vm)
     for (int64_t i = lo; i < hi; i++) {
-        v[i] = mom * v[i] + scale * g[i];
-        p[i] -= lr * v[i];
-        g[i] = 0.0f;
+        float vi = mom * v[i] + scale * g[i], pi = p[i] - lr * vi;
+        if (commit) {
+            v[i] = vi;
+            p[i] = pi;
+            g[i] = 0.0f;
+            KEEP_MAX(pm, pi);
+            KEEP_MAX(vm, vi);
+        } else {
+            probe += pi * 0.0f + vi * 0.0f;
+        }
     }
+    st->probe += probe;
+    st->p_max = pm;
+    st->m1_max = vm;
 }
 
 /* s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (Keras's form) */
-VAE_HOT static void rmsprop(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
+static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, int64_t lo,
+                           int64_t hi, const int commit, update_stats *st)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], rho = (float)o->settings[VAE_OPT_RHO];
     float eps = (float)o->settings[VAE_OPT_EPSILON];
-    float *s = o->moment1;
+    float *s = o->moment1, probe = 0.0f, pm = st->p_max, sm = st->m1_max;
+#pragma omp simd reduction(+ : probe) reduction(max : pm, sm)
     for (int64_t i = lo; i < hi; i++) {
-        float gi = scale * g[i];
-        g[i] = 0.0f;
-        s[i] = rho * s[i] + (1.0f - rho) * gi * gi;
-        p[i] -= lr * gi / (sqrtf(s[i]) + eps);
+        float gi = scale * g[i], si = rho * s[i] + (1.0f - rho) * gi * gi;
+        float pi = p[i] - lr * gi / (sqrtf(si) + eps);
+        if (commit) {
+            g[i] = 0.0f;
+            s[i] = si;
+            p[i] = pi;
+            KEEP_MAX(pm, pi);
+            KEEP_MAX(sm, si);
+        } else {
+            probe += pi * 0.0f + si * 0.0f;
+        }
     }
+    st->probe += probe;
+    st->p_max = pm;
+    st->m1_max = sm;
 }
 
 /* Adam with bias correction, as PyTorch computes it:
    p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps) */
-VAE_HOT static void adam(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi)
+static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi,
+                        const int commit, update_stats *st)
 {
     const double *s = o->settings;
     float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];
     float step_size = (float)(s[VAE_OPT_LEARNING_RATE] / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
     float inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(s[VAE_OPT_BETA2], (double)o->steps)));
-    float *m = o->moment1, *v = o->moment2;
+    float *m = o->moment1, *v = o->moment2, probe = 0.0f;
+    float pm = st->p_max, mm = st->m1_max, vm = st->m2_max;
+#pragma omp simd reduction(+ : probe) reduction(max : pm, mm, vm)
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i];
-        g[i] = 0.0f;
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
+        float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float pi = p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_c2 + eps);
+        if (commit) {
+            g[i] = 0.0f;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi;
+            KEEP_MAX(pm, pi);
+            KEEP_MAX(mm, mi);
+            KEEP_MAX(vm, vi);
+        } else {
+            probe += pi * 0.0f + mi * 0.0f + vi * 0.0f;
+        }
     }
+    st->probe += probe;
+    st->p_max = pm;
+    st->m1_max = mm;
+    st->m2_max = vm;
 }
 
-void vae__optimizer_update(vae_optimizer *o, float *params, float *grad, float scale,
-                           int64_t lo, int64_t hi)
-{
-    switch (o->kind) {
-    case VAE_OPTIMIZER_SGD: sgd(o, params, grad, scale, lo, hi); break;
-    case VAE_OPTIMIZER_RMSPROP: rmsprop(o, params, grad, scale, lo, hi); break;
-    case VAE_OPTIMIZER_ADAM: adam(o, params, grad, scale, lo, hi); break;
+#define UPDATE_BODY(commit)                                                        \
+    switch (o->kind) {                                                             \
+    case VAE_OPTIMIZER_SGD: sgd(o, params, grad, scale, lo, hi, commit, st); break; \
+    case VAE_OPTIMIZER_RMSPROP: rmsprop(o, params, grad, scale, lo, hi, commit, st); break; \
+    case VAE_OPTIMIZER_ADAM: adam(o, params, grad, scale, lo, hi, commit, st); break; \
     }
+
+VAE_HOT void vae__optimizer_update(vae_optimizer *o, float *params, float *grad, float scale,
+                                   int64_t lo, int64_t hi, update_stats *st)
+{
+    UPDATE_BODY(1)
+}
+
+VAE_HOT void vae__optimizer_probe(vae_optimizer *o, float *params, float *grad, float scale,
+                                  int64_t lo, int64_t hi, update_stats *st)
+{
+    UPDATE_BODY(0)
+}
+
+/* Whether the next update (step count already advanced) certainly leaves
+   every weight and moment finite, from the largest magnitudes the last
+   update left and the gradient's norm, which bounds each element.  Far
+   from float's range, as training always is, this holds and the update
+   runs unchecked; otherwise the caller probes first. */
+int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double grad_max)
+{
+    const double limit = 1e37, *s = o->settings;
+    double lr = s[VAE_OPT_LEARNING_RATE], eps = s[VAE_OPT_EPSILON], m1, m2 = 0.0, step;
+    if (!o->maxima_known || !(p_max < limit) || !(grad_max < 1e18))
+        return 0;
+    switch (o->kind) {
+    case VAE_OPTIMIZER_SGD:
+        m1 = s[VAE_OPT_MOMENTUM] * o->m1_max + grad_max;
+        step = lr * m1;
+        break;
+    case VAE_OPTIMIZER_RMSPROP:
+        m1 = s[VAE_OPT_RHO] * o->m1_max + grad_max * grad_max;
+        step = lr * grad_max / eps; /* sqrt(s) + eps >= eps */
+        break;
+    default:
+        m1 = s[VAE_OPT_BETA1] * o->m1_max + grad_max;
+        m2 = s[VAE_OPT_BETA2] * o->m2_max + grad_max * grad_max;
+        step = lr / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)) * m1 / eps;
+        break;
+    }
+    return m1 < limit && m2 < limit && p_max + step < limit;
 }

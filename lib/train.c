@@ -24,6 +24,7 @@ typedef struct update_job {
     float scale;
     int single; /* only worker 0 has a gradient */
     double sumsq[64];
+    update_stats stats[64];
 } update_job;
 
 /* This worker's range of the flat parameter array, 16-float aligned. */
@@ -101,12 +102,50 @@ static void reduce_slice(void *arg, int t)
 
 static void update_range(update_job *job, int t, int64_t lo, int64_t hi)
 {
-    (void)t;
     vae__optimizer_update(job->opt, job->m->g->params, job->m->workers[0].c.param_grad,
-                          job->scale, lo, hi);
+                          job->scale, lo, hi, &job->stats[t]);
+}
+
+static void probe_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
+    vae__optimizer_probe(job->opt, job->m->g->params, job->m->workers[0].c.param_grad,
+                         job->scale, lo, hi, &job->stats[t]);
 }
 
 static void update_slice(void *arg, int t) { each_live(arg, t, update_range); }
+static void probe_slice(void *arg, int t) { each_live(arg, t, probe_range); }
+
+/* Updates the weights unless that would make any weight or moment not
+   finite; then fails and leaves them (and the step count) as they were. */
+static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, double grad_max)
+{
+    float probe = 0.0f;
+    double p_max = m->param_max_known ? m->param_max : INFINITY;
+    opt->steps++;
+    memset(up->stats, 0, sizeof up->stats);
+    if (!vae__optimizer_update_is_safe(opt, p_max, grad_max)) {
+        vae__pool_run(m->pool, probe_slice, up);
+        for (int t = 0; t < m->threads; t++)
+            probe += up->stats[t].probe;
+        if (isnan(probe)) {
+            opt->steps--;
+            vae__clear_gradients(m);
+            return vae__fail(VAE_ERR_NOT_FINITE, "the update at step %lld would make weights or "
+                             "optimizer moments not finite (learning rate %g); the weights are "
+                             "those before this step", (long long)m->train.steps,
+                             opt->settings[VAE_OPT_LEARNING_RATE]);
+        }
+    }
+    vae__pool_run(m->pool, update_slice, up);
+    m->param_max = opt->m1_max = opt->m2_max = 0.0f;
+    for (int t = 0; t < m->threads; t++) {
+        m->param_max = fmaxf(m->param_max, up->stats[t].p_max);
+        opt->m1_max = fmaxf(opt->m1_max, up->stats[t].m1_max);
+        opt->m2_max = fmaxf(opt->m2_max, up->stats[t].m2_max);
+    }
+    m->param_max_known = opt->maxima_known = 1;
+    return VAE_OK;
+}
 
 /* Forward, backward and update on one batch whose rows come from job. */
 static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
@@ -144,8 +183,7 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
     }
     if (clip > 0.0 && norm > clip)
         up.scale = (float)(clip / norm);
-    opt->steps++;
-    vae__pool_run(m->pool, update_slice, &up);
+    VAE_TRY(update(m, opt, &up, norm * up.scale));
     m->train.steps++;
     if (objective)
         *objective = obj;
@@ -160,6 +198,8 @@ static vae_status check_training(vae_model *m, vae_optimizer *opt, const char *w
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or optimizer", what);
     if (opt->model != m)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: the optimizer belongs to another model", what);
+    if (!m->g->nodes[m->g->roles[VAE_ROLE_OBJECTIVE]].needs_grad)
+        return vae__fail(VAE_ERR_STATE, "%s: the objective depends on no parameter", what);
     return vae__model_ensure_planned(m, 1);
 }
 

@@ -169,8 +169,8 @@ static int param2(vae_graph *g, const char *name, int rows, int cols)
 /* The weight of conv2d (f, c*k*k) or of conv2d_transpose (c, f*k*k). */
 static int weight(vae_graph *g, int transpose, const geom *q)
 {
-    return transpose ? param2(g, "w", q->c, q->f * q->k * q->k)
-                     : param2(g, "w", q->f, q->c * q->k * q->k);
+    return transpose ? param2(g, NULL, q->c, q->f * q->k * q->k)
+                     : param2(g, NULL, q->f, q->c * q->k * q->k);
 }
 
 static vae_status apply(vae_graph *g, int transpose, int x, int w, const geom *q, int *out)

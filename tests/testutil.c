@@ -25,7 +25,9 @@ int tu_variable(vae_graph *g, int x, int size, const char *name)
 int tu_weighted_sum(vae_graph *g, int y)
 {
     int dims[1] = {(int)g->nodes[y].size}, w, yw, out;
-    ck_assert_int_eq(vae_graph_param(g, "weights", 1, dims, 1.0f, &w), VAE_OK);
+    char name[32]; /* names are unique in a graph */
+    snprintf(name, sizeof name, "weights.%d", g->n_nodes);
+    ck_assert_int_eq(vae_graph_param(g, name, 1, dims, 1.0f, &w), VAE_OK);
     ck_assert_int_eq(vae_op_mul(g, y, w, &yw), VAE_OK);
     ck_assert_int_eq(vae_op_sum(g, yw, &out), VAE_OK);
     return out;
