@@ -7,8 +7,8 @@
 static const char FETCH_HINT[] =
     "CIFAR-10 cannot be downloaded by this program.  Get the binary version "
     "(cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html), unpack it and "
-    "pass --data .../cifar-10-batches-bin; or write a stand-in in the same format with "
-    "scripts/make-cifar-demo.sh DIR.";
+    "pass --data .../cifar-10-batches-bin.  In a libvae source tree, scripts/make-cifar-demo.sh "
+    "DIR writes a stand-in in the same format (it is not installed).";
 
 static int load_cifar(const ex_options *o, vae_dataset **train, vae_dataset **test)
 {

@@ -9,8 +9,9 @@ int main(int argc, char **argv)
             "Trains a dense VAE on Fashion-MNIST (reference run R4, TensorFlow 2 style: one ReLU "
             "hidden layer of 512 mirrored in the decoder, a 2-D latent, BCE + KL, Adam 1e-3, "
             "batch 128, 20 epochs) and writes the same pictures and files as vae-mnist-dense.",
-        .fetch_hint = "Install Debian's dataset-fashion-mnist (scripts/fetch-fashion-mnist.sh), "
-                      "or pass --data DIR with the four idx files.",
+        .fetch_hint = "Install Debian's dataset-fashion-mnist (vae-fetch-fashion-mnist does, or "
+                      "scripts/fetch-fashion-mnist.sh in a source tree), or pass --data DIR with "
+                      "the four idx files.",
         .objective = VAE_OBJECTIVE_ELBO,
         .beta = 1.0f,
         .net = &app_dense_net,

