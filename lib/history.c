@@ -32,6 +32,26 @@ static void fill_nan(double *from, int64_t count)
         from[i] = NAN;
 }
 
+static vae_status add_column(history *h, const char *name)
+{
+    char **names = realloc(h->names, (size_t)(h->n_cols + 1) * sizeof *names);
+    double **cols;
+    if (names)
+        h->names = names;
+    cols = names ? realloc(h->cols, (size_t)(h->n_cols + 1) * sizeof *cols) : NULL;
+    if (cols)
+        h->cols = cols;
+    if (!names || !cols || !(h->names[h->n_cols] = vae__strdup(name)))
+        return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
+    if (!(h->cols[h->n_cols] = malloc((size_t)(h->cap_rows ? h->cap_rows : 1) * sizeof(double)))) {
+        free(h->names[h->n_cols]);
+        return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
+    }
+    fill_nan(h->cols[h->n_cols], h->cap_rows);
+    h->n_cols++;
+    return VAE_OK;
+}
+
 vae_status vae__history_reserve(history *h, int epochs)
 {
     int cap = h->cap_rows ? h->cap_rows : 16;
@@ -50,23 +70,12 @@ vae_status vae__history_reserve(history *h, int epochs)
     return VAE_OK;
 }
 
-static vae_status add_column(history *h, const char *name)
+vae_status vae__history_prepare(history *h, int epoch, const char *const *columns, int n)
 {
-    char **names = realloc(h->names, (size_t)(h->n_cols + 1) * sizeof *names);
-    double **cols;
-    if (names)
-        h->names = names;
-    cols = names ? realloc(h->cols, (size_t)(h->n_cols + 1) * sizeof *cols) : NULL;
-    if (cols)
-        h->cols = cols;
-    if (!names || !cols || !(h->names[h->n_cols] = vae__strdup(name)))
-        return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
-    if (!(h->cols[h->n_cols] = malloc((size_t)(h->cap_rows ? h->cap_rows : 1) * sizeof(double)))) {
-        free(h->names[h->n_cols]);
-        return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
-    }
-    fill_nan(h->cols[h->n_cols], h->cap_rows);
-    h->n_cols++;
+    VAE_TRY(vae__history_reserve(h, epoch));
+    for (int i = 0; i < n; i++)
+        if (find_column(h, columns[i]) < 0)
+            VAE_TRY(add_column(h, columns[i]));
     return VAE_OK;
 }
 

@@ -185,6 +185,9 @@ enum { HISTORY_MAX_COLUMNS = 64, HISTORY_MAX_EPOCHS = 1000000, NAME_MAX_BYTES = 
        METADATA_MAX_KEYS = 256, METADATA_MAX_VALUE = 1 << 16 };
 /* Makes room for epochs 1..epochs in every column. */
 vae_status vae__history_reserve(history *h, int epochs);
+/* Makes room for `epoch` and adds the columns that are missing, so that
+   recording them afterwards cannot fail. */
+vae_status vae__history_prepare(history *h, int epoch, const char *const *columns, int n);
 /* Records a value; `what` names the calling function in messages. */
 vae_status vae__history_set(history *h, int epoch, const char *column, double value,
                             const char *what);

@@ -4,19 +4,34 @@
  *   sections:   char tag[4]  u64 length  payload
  *     GRPH  seed, roles, nodes (op, inputs, shape, constants, name)
  *     PARM  the flat parameter array
- *     TRAN  optional training state: epoch, position, steps, sums, and the
- *           optimizer (kind, settings, steps, moments)
+ *     TRAN  optional training state: epoch, position, batch size, steps,
+ *           sums, and the optimizer (kind, counted settings, steps, counted
+ *           moment arrays)
+ *     hist  optional per-epoch history: named columns of doubles
+ *     meta  optional host metadata: key/value strings
  *   "END!"  u32 CRC-32 of everything before it
  *
- * Integers and floats are little-endian.  Loading rebuilds the graph by
- * replaying each node through the same builder functions a host calls, so
- * a file cannot produce a graph the builders would refuse.  Saving writes
- * a temporary file in the same directory and renames it over the target.
+ * Integers and floats are little-endian.  Format 2 (libvae 0.3) changed
+ * TRAN to counted settings and moments and a batch size; format 1 files
+ * (0.1, 0.2) are still read.  Later additions do not change the format
+ * number: a section whose tag starts with a lower-case letter is optional,
+ * and a reader that does not know it skips it (as PNG treats ancillary
+ * chunks); one with an upper-case first letter is critical, and a reader
+ * that does not know it refuses the file.  Settings are counted: a reader
+ * takes the ones it knows, and settings added later must default to what
+ * older versions did.
+ *
+ * Loading rebuilds the graph by replaying each node through the same
+ * builder functions a host calls, so a file cannot produce a graph the
+ * builders would refuse; the training state is checked as
+ * vae_optimizer_set checks settings.  Saving writes a temporary file in
+ * the same directory and renames it over the target.
  */
 #define _GNU_SOURCE
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +40,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u /* written; 1 is still read */
 static const char MAGIC[8] = {'V', 'A', 'E', 'M', 'O', 'D', 'E', 'L'};
 
 /* ---- writing into a growing buffer ---- */
@@ -142,18 +157,54 @@ static void write_training(wbuf *b, const vae_model *m, const vae_optimizer *o)
     const train_state *t = &m->train;
     put_u32(b, (uint32_t)t->epoch);
     put_u32(b, (uint32_t)t->epoch_pos);
+    put_u32(b, (uint32_t)t->batch);
     put_u64(b, (uint64_t)t->steps);
     put_f64(b, t->epoch_objective);
     put_f64(b, t->epoch_nelbo);
     put_u64(b, (uint64_t)t->epoch_images);
     put_u32(b, (uint32_t)o->kind);
-    for (int i = 0; i <= VAE_OPT_CLIP_NORM; i++)
+    put_u32(b, OPTIMIZER_SETTINGS);
+    for (int i = 0; i < OPTIMIZER_SETTINGS; i++)
         put_f64(b, o->settings[i]);
     put_u64(b, (uint64_t)o->steps);
     put_u32(b, o->moment2 ? 2 : 1);
+    put_u64(b, (uint64_t)o->n);
     put_floats(b, o->moment1, o->n);
-    if (o->moment2)
+    if (o->moment2) {
+        put_u64(b, (uint64_t)o->n);
         put_floats(b, o->moment2, o->n);
+    }
+    end_section(b, at);
+}
+
+static void put_string(wbuf *b, const char *str)
+{
+    size_t len = strlen(str);
+    put_u32(b, (uint32_t)len);
+    put(b, str, len);
+}
+
+static void write_history(wbuf *b, const history *h)
+{
+    size_t at = begin_section(b, "hist");
+    put_u32(b, (uint32_t)h->n_cols);
+    put_u32(b, (uint32_t)h->n_rows);
+    for (int c = 0; c < h->n_cols; c++) {
+        put_string(b, h->names[c]);
+        for (int r = 0; r < h->n_rows; r++)
+            put_f64(b, h->cols[c][r]);
+    }
+    end_section(b, at);
+}
+
+static void write_metadata(wbuf *b, const metadata *md)
+{
+    size_t at = begin_section(b, "meta");
+    put_u32(b, (uint32_t)md->count);
+    for (int i = 0; i < md->count; i++) {
+        put_string(b, md->keys[i]);
+        put_string(b, md->values[i]);
+    }
     end_section(b, at);
 }
 
@@ -217,7 +268,7 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
     put(&b, MAGIC, 8);
     put_u32(&b, FORMAT_VERSION);
-    put_u32(&b, opt ? 3 : 2);
+    put_u32(&b, 2u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0));
     write_graph(&b, m->g);
     {
         size_t at = begin_section(&b, "PARM");
@@ -227,6 +278,10 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
     }
     if (opt)
         write_training(&b, m, opt);
+    if (m->hist.n_cols > 0)
+        write_history(&b, &m->hist);
+    if (m->meta.count > 0)
+        write_metadata(&b, &m->meta);
     put(&b, "END!", 4);
     if (!b.failed)
         put_u32(&b, (uint32_t)crc32_z(0L, b.data, b.len));
@@ -289,6 +344,12 @@ static void get_floats(rbuf *r, float *dst, int64_t n)
 {
     for (int64_t i = 0; i < n && !r->short_read; i++)
         dst[i] = get_f32(r);
+}
+
+static void get_floats_f64(rbuf *r, double *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n && !r->short_read; i++)
+        dst[i] = get_f64(r);
 }
 
 /* A node as stored, before it is replayed. */
@@ -414,6 +475,7 @@ static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_gra
     if (r->short_read || n_nodes > (1u << 20))
         return vae__fail(VAE_ERR_FORMAT, "%s: bad graph header", path);
     VAE_TRY(vae_graph_create(&g, seed));
+    g->legacy_names = 1; /* files of 0.2 and before may repeat names */
     for (int id = 0; id < (int)n_nodes && s == VAE_OK; id++) {
         int made;
         if ((s = read_node(r, path, id, &sn)) != VAE_OK)
@@ -444,6 +506,7 @@ static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_gra
             g->roles[i] = roles[i];
     if (s == VAE_OK && g->n_nodes != (int)n_nodes)
         s = vae__fail(VAE_ERR_FORMAT, "%s: graph has %d nodes, header says %u", path, g->n_nodes, n_nodes);
+    g->legacy_names = 0;
     if (s != VAE_OK) {
         vae_graph_free(g);
         return s;
@@ -452,37 +515,167 @@ static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_gra
     return VAE_OK;
 }
 
-static vae_status read_training(rbuf *r, const char *path, vae_model *m)
+/* The epoch counters; fails on what training could not have left. */
+static vae_status read_progress(rbuf *r, const char *path, uint32_t version, train_state *t)
 {
-    train_state *t = &m->train;
-    vae_optimizer *o;
-    uint32_t kind, moments;
-    t->epoch = (int)get_u32(r);
-    t->epoch_pos = (int)get_u32(r);
-    t->steps = (int64_t)get_u64(r);
+    uint64_t steps, images;
+    uint32_t epoch = get_u32(r), pos = get_u32(r), batch = version >= 2 ? get_u32(r) : 0;
+    steps = get_u64(r);
     t->epoch_objective = get_f64(r);
     t->epoch_nelbo = get_f64(r);
-    t->epoch_images = (int64_t)get_u64(r);
-    kind = get_u32(r);
-    if (r->short_read || kind > VAE_OPTIMIZER_ADAM || t->epoch < 0 || t->epoch_pos < 0)
-        return vae__fail(VAE_ERR_FORMAT, "%s: bad training-state section", path);
-    VAE_TRY(vae__optimizer_alloc(&o, m, (vae_optimizer_kind)kind));
-    for (int i = 0; i <= VAE_OPT_CLIP_NORM; i++)
-        o->settings[i] = get_f64(r);
-    o->steps = (int64_t)get_u64(r);
+    images = get_u64(r);
+    if (r->short_read)
+        return vae__fail(VAE_ERR_FORMAT, "%s: the training-state section is truncated", path);
+    if (epoch > HISTORY_MAX_EPOCHS || pos > INT32_MAX || batch > INT32_MAX ||
+        steps > INT64_MAX || images > INT64_MAX || !isfinite(t->epoch_objective) ||
+        !isfinite(t->epoch_nelbo) || (pos == 0) != (images == 0))
+        return vae__fail(VAE_ERR_FORMAT, "%s: bad training state (epoch %u, position %u, batch "
+                         "%u, %llu steps, %llu images)", path, epoch, pos, batch,
+                         (unsigned long long)steps, (unsigned long long)images);
+    t->epoch = (int)epoch;
+    t->epoch_pos = (int)pos;
+    t->batch = (int)batch;
+    t->steps = (int64_t)steps;
+    t->epoch_images = (int64_t)images;
+    return VAE_OK;
+}
+
+/* The kind's settings, checked as vae_optimizer_set checks them; settings
+   the kind does not have, and any this version does not know, are
+   ignored. */
+static vae_status read_settings(rbuf *r, const char *path, uint32_t version, vae_optimizer *o)
+{
+    uint32_t count = version >= 2 ? get_u32(r) : OPTIMIZER_SETTINGS;
+    if (count > 1024)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %u optimizer settings", path, count);
+    for (uint32_t i = 0; i < count && !r->short_read; i++) {
+        double v = get_f64(r);
+        if (i >= OPTIMIZER_SETTINGS ||
+            vae_optimizer_get(o, (vae_optimizer_option)i, &(double){0}) != VAE_OK)
+            continue;
+        if (vae__optimizer_check_value(o, (vae_optimizer_option)i, v, path) != VAE_OK)
+            return VAE_ERR_FORMAT; /* the message names the setting and its range */
+        o->settings[i] = v;
+    }
+    return VAE_OK;
+}
+
+/* A moment array: finite, and not negative where it holds squares. */
+static vae_status read_moment(rbuf *r, const char *path, uint32_t version, float *dst, int64_t n,
+                              int squares)
+{
+    if (version >= 2 && get_u64(r) != (uint64_t)n)
+        return vae__fail(VAE_ERR_FORMAT, "%s: an optimizer moment does not have one value per "
+                         "parameter", path);
+    get_floats(r, dst, n);
+    for (int64_t i = 0; i < n && !r->short_read; i++)
+        if (!isfinite(dst[i]) || (squares && dst[i] < 0.0f))
+            return vae__fail(VAE_ERR_FORMAT, "%s: optimizer moment value %lld is %g", path,
+                             (long long)i, (double)dst[i]);
+    return VAE_OK;
+}
+
+static vae_status read_optimizer(rbuf *r, const char *path, uint32_t version, vae_optimizer *o)
+{
+    uint64_t steps;
+    uint32_t moments;
+    VAE_TRY(read_settings(r, path, version, o));
+    steps = get_u64(r);
     moments = get_u32(r);
-    if (moments != (o->moment2 ? 2u : 1u)) {
-        vae_optimizer_free(o);
-        return vae__fail(VAE_ERR_FORMAT, "%s: optimizer has %u moment arrays", path, moments);
-    }
-    get_floats(r, o->moment1, o->n);
+    if (steps > INT64_MAX || moments != (o->moment2 ? 2u : 1u))
+        return vae__fail(VAE_ERR_FORMAT, "%s: optimizer with %llu steps and %u moment arrays",
+                         path, (unsigned long long)steps, moments);
+    o->steps = (int64_t)steps;
+    /* RMSprop's only moment and Adam's second are running means of squares */
+    VAE_TRY(read_moment(r, path, version, o->moment1, o->n, o->kind == VAE_OPTIMIZER_RMSPROP));
     if (o->moment2)
-        get_floats(r, o->moment2, o->n);
-    if (r->short_read) {
+        VAE_TRY(read_moment(r, path, version, o->moment2, o->n, 1));
+    if (r->short_read)
+        return vae__fail(VAE_ERR_FORMAT, "%s: the training-state section is truncated", path);
+    o->maxima_known = 0;
+    return VAE_OK;
+}
+
+static vae_status read_training(rbuf *r, const char *path, uint32_t version, vae_model *m)
+{
+    vae_optimizer *o;
+    uint32_t kind;
+    vae_status s;
+    VAE_TRY(read_progress(r, path, version, &m->train));
+    kind = get_u32(r);
+    if (r->short_read || kind > VAE_OPTIMIZER_ADAM)
+        return vae__fail(VAE_ERR_FORMAT, "%s: unknown optimizer kind %u", path, kind);
+    VAE_TRY(vae__optimizer_alloc(&o, m, (vae_optimizer_kind)kind));
+    if ((s = read_optimizer(r, path, version, o)) != VAE_OK) {
         vae_optimizer_free(o);
-        return vae__fail(VAE_ERR_FORMAT, "%s: training-state section is truncated", path);
+        return s;
     }
+    vae_optimizer_free(m->saved_optimizer);
     m->saved_optimizer = o;
+    return VAE_OK;
+}
+
+/* A string of at most `most` bytes, copied into a malloc'ed buffer. */
+static vae_status get_string(rbuf *r, const char *path, size_t most, char **out)
+{
+    uint32_t len = get_u32(r);
+    const unsigned char *p = len <= most ? take(r, len) : NULL;
+    if (!p)
+        return vae__fail(VAE_ERR_FORMAT, "%s: a string of %u bytes is too long or truncated",
+                         path, len);
+    if (!(*out = vae__alloc((size_t)len + 1)))
+        return VAE_ERR_NO_MEMORY;
+    memcpy(*out, p, len);
+    (*out)[len] = '\0';
+    if (strlen(*out) != len) {
+        free(*out);
+        return vae__fail(VAE_ERR_FORMAT, "%s: a string holds a NUL byte", path);
+    }
+    return VAE_OK;
+}
+
+static vae_status read_history(rbuf *r, const char *path, history *h)
+{
+    uint32_t cols = get_u32(r), rows = get_u32(r);
+    if (cols > HISTORY_MAX_COLUMNS || rows > HISTORY_MAX_EPOCHS ||
+        (uint64_t)cols * rows * 8 > r->len - r->at)
+        return vae__fail(VAE_ERR_FORMAT, "%s: a history of %u columns and %u epochs does not "
+                         "fit its section", path, cols, rows);
+    for (uint32_t c = 0; c < cols; c++) {
+        char *name;
+        vae_status s;
+        VAE_TRY(get_string(r, path, NAME_MAX_BYTES, &name));
+        if (vae__history_set(h, 1, name, NAN, path) != VAE_OK || h->n_cols != (int)c + 1) {
+            s = vae__fail(VAE_ERR_FORMAT, "%s: bad or repeated history column '%s'", path, name);
+            free(name);
+            return s;
+        }
+        free(name);
+        VAE_TRY(vae__history_reserve(h, (int)rows));
+        get_floats_f64(r, h->cols[c], rows);
+    }
+    h->n_rows = (int)rows;
+    return r->short_read ? vae__fail(VAE_ERR_FORMAT, "%s: the history is truncated", path) : VAE_OK;
+}
+
+static vae_status read_metadata(rbuf *r, const char *path, metadata *md)
+{
+    uint32_t count = get_u32(r);
+    if (count > METADATA_MAX_KEYS)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %u metadata keys", path, count);
+    for (uint32_t i = 0; i < count; i++) {
+        char *key = NULL, *value = NULL;
+        vae_status s = get_string(r, path, NAME_MAX_BYTES, &key);
+        if (s == VAE_OK)
+            s = get_string(r, path, METADATA_MAX_VALUE, &value);
+        if (s == VAE_OK && vae__metadata_set(md, key, value, strlen(value), path) != VAE_OK)
+            s = vae__fail(VAE_ERR_FORMAT, "%s: bad metadata key '%s'", path, key);
+        if (s == VAE_OK && md->count != (int)i + 1)
+            s = vae__fail(VAE_ERR_FORMAT, "%s: metadata key '%s' repeated", path, key);
+        free(key);
+        free(value);
+        VAE_TRY(s);
+    }
     return VAE_OK;
 }
 
@@ -520,30 +713,114 @@ static vae_status read_file(const char *path, unsigned char **data, size_t *len)
     return VAE_OK;
 }
 
-/* Checks the envelope: magic, version, trailer and checksum. */
-static vae_status check_envelope(const char *path, const unsigned char *d, size_t len)
+static uint32_t u32_at(const unsigned char *d)
 {
-    uint32_t stored, version;
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+/* Whether the file ends before the sections its header lists do (a cut
+   file) rather than having a byte changed somewhere (a corrupt one). */
+static int cut_short(const unsigned char *d, size_t len)
+{
+    size_t at = 16;
+    uint32_t sections = u32_at(d + 12);
+    if (len >= 8 && memcmp(d + len - 8, "END!", 4) == 0)
+        return 0; /* the trailer is intact: the bytes before it were changed */
+    for (uint32_t i = 0; i < sections; i++) {
+        uint64_t n;
+        if (len - at < 12)
+            return 1;
+        n = (uint64_t)u32_at(d + at + 4) | (uint64_t)u32_at(d + at + 8) << 32;
+        if (n > len - at - 12)
+            return 1;
+        at += 12 + (size_t)n;
+    }
+    return len - at < 8;
+}
+
+/* Checks the envelope: magic, version, checksum and trailer. */
+static vae_status check_envelope(const char *path, const unsigned char *d, size_t len,
+                                 uint32_t *version)
+{
     if (len < 16 || memcmp(d, MAGIC, 8) != 0)
         return vae__fail(VAE_ERR_FORMAT, "%s: not a libvae model file", path);
-    version = (uint32_t)d[8] | (uint32_t)d[9] << 8 | (uint32_t)d[10] << 16 | (uint32_t)d[11] << 24;
-    if (version != FORMAT_VERSION)
-        return vae__fail(VAE_ERR_FORMAT, "%s: model file format %u, this libvae reads %u", path,
-                         version, FORMAT_VERSION);
-    if (len < 24 || memcmp(d + len - 8, "END!", 4) != 0)
-        return vae__fail(VAE_ERR_FORMAT, "%s: truncated (no end marker)", path);
-    stored = (uint32_t)d[len - 4] | (uint32_t)d[len - 3] << 8 | (uint32_t)d[len - 2] << 16 |
-             (uint32_t)d[len - 1] << 24;
-    if (stored != (uint32_t)crc32_z(0L, d, len - 4))
+    *version = u32_at(d + 8);
+    if (*version < 1 || *version > FORMAT_VERSION)
+        return vae__fail(VAE_ERR_FORMAT, "%s: model file format %u, this libvae reads 1 to %u "
+                         "(a newer libvae wrote it)", path, *version, FORMAT_VERSION);
+    if (len < 24 || u32_at(d + len - 4) != (uint32_t)crc32_z(0L, d, len - 4)) {
+        if (len < 24 || cut_short(d, len))
+            return vae__fail(VAE_ERR_FORMAT, "%s: truncated: the file ends before its last "
+                             "section (%zu bytes)", path, len);
         return vae__fail(VAE_ERR_CHECKSUM, "%s: checksum mismatch: the file is corrupt", path);
+    }
+    if (memcmp(d + len - 8, "END!", 4) != 0)
+        return vae__fail(VAE_ERR_FORMAT, "%s: no end marker", path);
     return VAE_OK;
 }
 
-static vae_status parse(const char *path, const unsigned char *d, size_t len, vae_model **out)
+static vae_status read_params(rbuf *r, const char *path, vae_graph *g)
+{
+    if (get_u64(r) != (uint64_t)g->n_params)
+        return vae__fail(VAE_ERR_FORMAT, "%s: parameter count does not match the graph", path);
+    get_floats(r, g->params, g->n_params);
+    for (int64_t i = 0; i < g->n_params && !r->short_read; i++)
+        if (!isfinite(g->params[i]))
+            return vae__fail(VAE_ERR_FORMAT, "%s: parameter %lld is %g", path, (long long)i,
+                             (double)g->params[i]);
+    vae__graph_apply_masks(g);
+    return VAE_OK;
+}
+
+/* The graph section, made into a model (a graph that makes no model is a
+   malformed file). */
+static vae_status read_model(rbuf *r, const char *path, size_t file_len, vae_model **out)
+{
+    vae_graph *g = NULL;
+    vae_status s;
+    VAE_TRY(read_graph(r, path, file_len, &g));
+    if ((s = vae_model_create(out, g)) != VAE_OK) {
+        vae_graph_free(g);
+        if (s != VAE_ERR_NO_MEMORY) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", vae_last_error());
+            s = vae__fail(VAE_ERR_FORMAT, "%s: the graph is not a model: %s", path, why);
+        }
+    }
+    return s;
+}
+
+/* One section; *m is NULL until the graph section made the model. */
+static vae_status read_section(const char *tag, rbuf *sec, const char *path, size_t file_len,
+                               uint32_t version, vae_model **m, int *have_params)
+{
+    if (memcmp(tag, "GRPH", 4) == 0 && !*m)
+        return read_model(sec, path, file_len, m);
+    if (!*m)
+        return vae__fail(VAE_ERR_FORMAT, "%s: section '%.4s' comes before the graph", path, tag);
+    if (memcmp(tag, "PARM", 4) == 0 && !*have_params) {
+        *have_params = 1;
+        return read_params(sec, path, (*m)->g);
+    }
+    if (memcmp(tag, "TRAN", 4) == 0 && !(*m)->saved_optimizer)
+        return read_training(sec, path, version, *m);
+    if (memcmp(tag, "hist", 4) == 0 && (*m)->hist.n_cols == 0)
+        return read_history(sec, path, &(*m)->hist);
+    if (memcmp(tag, "meta", 4) == 0 && (*m)->meta.count == 0)
+        return read_metadata(sec, path, &(*m)->meta);
+    if (tag[0] >= 'a' && tag[0] <= 'z') { /* optional, from a newer libvae */
+        sec->at = sec->len;
+        return VAE_OK;
+    }
+    return vae__fail(VAE_ERR_FORMAT, "%s: unexpected or repeated section '%.4s' (a newer libvae "
+                     "may have written this file)", path, tag);
+}
+
+static vae_status parse(const char *path, const unsigned char *d, size_t len, uint32_t version,
+                        vae_model **out)
 {
     rbuf r = {d, len - 8, 12, 0};
     uint32_t sections = get_u32(&r);
-    vae_graph *g = NULL;
     vae_model *m = NULL;
     vae_status s = VAE_OK;
     int have_params = 0;
@@ -557,29 +834,10 @@ static vae_status parse(const char *path, const unsigned char *d, size_t len, va
         }
         sec = (rbuf){r.data + r.at, (size_t)n, 0, 0};
         r.at += (size_t)n;
-        if (memcmp(tag, "GRPH", 4) == 0 && !g) {
-            if ((s = read_graph(&sec, path, len, &g)) == VAE_OK &&
-                (s = vae_model_create(&m, g)) != VAE_OK) {
-                vae_graph_free(g);
-                if (s != VAE_ERR_NO_MEMORY) { /* roles that make no model: a malformed file */
-                    char why[512];
-                    snprintf(why, sizeof why, "%s", vae_last_error());
-                    s = vae__fail(VAE_ERR_FORMAT, "%s: the graph is not a model: %s", path, why);
-                }
-            }
-        } else if (memcmp(tag, "PARM", 4) == 0 && m && !have_params) {
-            have_params = 1;
-            if (get_u64(&sec) != (uint64_t)m->g->n_params)
-                s = vae__fail(VAE_ERR_FORMAT, "%s: parameter count does not match the graph", path);
-            get_floats(&sec, m->g->params, m->g->n_params);
-            vae__graph_apply_masks(m->g);
-        } else if (memcmp(tag, "TRAN", 4) == 0 && m) {
-            s = read_training(&sec, path, m);
-        } else {
-            s = vae__fail(VAE_ERR_FORMAT, "%s: unexpected section '%.4s'", path, (const char *)tag);
-        }
+        s = read_section((const char *)tag, &sec, path, len, version, &m, &have_params);
         if (s == VAE_OK && (sec.short_read || sec.at != sec.len))
-            s = vae__fail(VAE_ERR_FORMAT, "%s: section '%.4s' has the wrong length", path, (const char *)tag);
+            s = vae__fail(VAE_ERR_FORMAT, "%s: section '%.4s' has the wrong length", path,
+                          (const char *)tag);
     }
     if (s == VAE_OK && (!m || !have_params || r.at != r.len))
         s = vae__fail(VAE_ERR_FORMAT, "%s: incomplete model file", path);
@@ -595,13 +853,14 @@ VAE_API vae_status vae_model_load(vae_model **out, const char *path)
 {
     unsigned char *data = NULL;
     size_t len = 0;
+    uint32_t version = 0;
     vae_status s;
     if (!out || !path)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_load: NULL argument");
     VAE_TRY(read_file(path, &data, &len));
-    s = check_envelope(path, data, len);
+    s = check_envelope(path, data, len, &version);
     if (s == VAE_OK)
-        s = parse(path, data, len, out);
+        s = parse(path, data, len, version, out);
     free(data);
     return s;
 }

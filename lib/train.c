@@ -235,6 +235,9 @@ static vae_status shuffle(vae_model *m, int64_t n)
     return VAE_OK;
 }
 
+/* What every completed epoch records in the model's history. */
+static const char *const history_columns[2] = {"train_objective", "train_nelbo"};
+
 VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
                                          vae_progress_fn progress, void *user, double *objective,
@@ -243,6 +246,7 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     const char *what = "vae_model_train_epoch";
     train_state *ts;
     int batches;
+    double obj_mean, nelbo_mean;
     VAE_TRY(check_training(m, opt, what));
     VAE_TRY(vae__check_data(m, data, what));
     if (batch < 1 || batch > m->max_batch)
@@ -250,10 +254,20 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                          what, batch, m->max_batch);
     ts = &m->train;
     batches = (int)((data->count + batch - 1) / batch);
+    /* the position counts batches: another size would skip or repeat images */
+    if (ts->epoch_pos > 0 && ts->batch > 0 && batch != ts->batch)
+        return vae__fail(VAE_ERR_STATE, "%s: epoch %d stopped after batch %d of %d images; "
+                         "finish it with batches of %d, not %d", what, ts->epoch + 1,
+                         ts->epoch_pos, ts->batch, ts->batch, batch);
     if (ts->epoch_pos >= batches)
         return vae__fail(VAE_ERR_STATE, "%s: the saved position %d is past this data set's %d "
                          "batches", what, ts->epoch_pos, batches);
+    if (ts->epoch >= HISTORY_MAX_EPOCHS)
+        return vae__fail(VAE_ERR_STATE, "%s: %d epochs done, the most a model records", what,
+                         ts->epoch);
+    VAE_TRY(vae__history_prepare(&m->hist, ts->epoch + 1, history_columns, 2));
     VAE_TRY(shuffle(m, data->count));
+    ts->batch = batch;
     for (int b = ts->epoch_pos; b < batches; b++) {
         int64_t first = (int64_t)b * batch;
         int rows = (int)(data->count - first < batch ? data->count - first : batch);
@@ -269,12 +283,17 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
             return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after batch %d",
                              what, b + 1);
     }
+    obj_mean = ts->epoch_objective / (double)ts->epoch_images;
+    nelbo_mean = ts->epoch_nelbo / (double)ts->epoch_images;
+    /* prepared before the epoch, so these cannot fail */
+    vae__history_set(&m->hist, ts->epoch + 1, history_columns[0], obj_mean, what);
+    vae__history_set(&m->hist, ts->epoch + 1, history_columns[1], nelbo_mean, what);
     if (objective)
-        *objective = ts->epoch_objective / (double)ts->epoch_images;
+        *objective = obj_mean;
     if (nelbo)
-        *nelbo = ts->epoch_nelbo / (double)ts->epoch_images;
+        *nelbo = nelbo_mean;
     ts->epoch++;
-    ts->epoch_pos = 0;
+    ts->epoch_pos = ts->batch = 0;
     ts->epoch_objective = ts->epoch_nelbo = 0.0;
     ts->epoch_images = 0;
     return VAE_OK;

@@ -391,12 +391,26 @@ START_TEST(test_corrupt_files)
     write_all(bad, copy, len);
     expect_load_fails(bad, VAE_ERR_CHECKSUM, VAE_ERR_CHECKSUM, "flipped byte");
 
+    /* bytes changed near the end (the last payload byte, the end marker,
+       the checksum): still corruption, not a truncation */
+    for (size_t back = 1; back <= 12; back += 5) {
+        char what[64];
+        snprintf(what, sizeof what, "byte %zu from the end flipped", back);
+        memcpy(copy, d, len);
+        copy[len - back] ^= 0x01;
+        write_all(bad, copy, len);
+        expect_load_fails(bad, VAE_ERR_CHECKSUM, VAE_ERR_CHECKSUM, what);
+        ck_assert_ptr_nonnull(strstr(vae_last_error(), "checksum"));
+    }
+
     cuts[0] = 0, cuts[1] = 7, cuts[2] = 20, cuts[3] = len / 2, cuts[4] = len - 1;
     for (int i = 0; i < 5; i++) {
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu", cuts[i]);
         write_all(bad, d, cuts[i]);
-        expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_CHECKSUM, what);
+        expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, what);
+        if (cuts[i] >= 16)
+            ck_assert_msg(strstr(vae_last_error(), "truncated"), "%s: %s", what, vae_last_error());
     }
     write_all(bad, png, sizeof png);
     expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "png");
@@ -406,9 +420,10 @@ START_TEST(test_corrupt_files)
     write_all(bad, d, 16);
     expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "header only");
     memcpy(copy, d, len);
-    copy[8] = 2;
+    copy[8] = 3;
     write_all(bad, copy, len);
-    expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "version 2");
+    expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "version 3");
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "newer libvae"));
     expect_load_fails(in_tmp(2, "missing.vae"), VAE_ERR_IO, VAE_ERR_IO, "missing");
     free(copy);
     free(d);
@@ -689,21 +704,38 @@ START_TEST(test_doctored_training_state)
     vae_optimizer *opt = make_adam(m);
     unsigned char *d, *copy;
     size_t len, tran;
-    /* TRAN payload: epoch u32, position u32, steps u64, 2 f64, images u64,
-       kind u32, 7 f64 settings, steps u64, moment count u32, moments */
+    /* TRAN payload (format 2): epoch u32, position u32, batch u32, steps
+       u64, 2 f64 sums, images u64, kind u32 @44, settings count u32 @48,
+       7 f64 settings @52, optimizer steps u64 @108, moment arrays u32 @116,
+       then each array's count u64 and values: the first @120 */
+    enum { KIND = 44, SETTINGS = 52, OPT_STEPS = 108, MOMENTS = 116, MOMENT1 = 128 };
     const struct { const char *what; size_t offset; uint32_t value; } cases[] = {
-        {"optimizer kind 7", 12 + 40, 7},
-        {"kind sgd (one moment array)", 12 + 40, VAE_OPTIMIZER_SGD},
+        {"optimizer kind 7", 12 + KIND, 7},
+        {"kind sgd (one moment array)", 12 + KIND, VAE_OPTIMIZER_SGD},
         {"negative epoch", 12 + 0, 0x80000000u},
-        {"moment count 3", 12 + 44 + 56 + 8, 3},
+        {"moment count 3", 12 + MOMENTS, 3},
         {"section shorter", 4, 100},
+        {"negative optimizer steps", 12 + OPT_STEPS + 4, 0x80000000u},
+        {"negative training steps", 12 + 12 + 4, 0x80000000u},
+        {"a position without images", 12 + 4, 3},
+    };
+    /* settings that vae_optimizer_set refuses, and moments no training
+       makes: the first step would turn every weight NaN or infinite */
+    const struct { const char *what, *names; size_t offset; double value; } floats[] = {
+        {"NaN learning rate", "learning rate", 12 + SETTINGS, NAN},
+        {"negative learning rate", "learning rate", 12 + SETTINGS, -1e-3},
+        {"beta1 = 1", "beta1", 12 + SETTINGS + 8 * VAE_OPT_BETA1, 1.0},
+        {"epsilon 0", "epsilon", 12 + SETTINGS + 8 * VAE_OPT_EPSILON, 0.0},
+        {"infinite clip norm", "clip norm", 12 + SETTINGS + 8 * VAE_OPT_CLIP_NORM, INFINITY},
+        {"NaN epoch sum", "training state", 12 + 20, NAN},
     };
     ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK);
     d = read_all(path, &len);
     copy = malloc(len);
     tran = section_at(d, len, "TRAN");
-    ck_assert_int_eq(rd32(d + tran + 12 + 40), VAE_OPTIMIZER_ADAM);
-    ck_assert_int_eq(rd32(d + tran + 12 + 44 + 56 + 8), 2);
+    ck_assert_int_eq(rd32(d + tran + 12 + KIND), VAE_OPTIMIZER_ADAM);
+    ck_assert_int_eq(rd32(d + tran + 12 + 48), VAE_OPT_CLIP_NORM + 1);
+    ck_assert_int_eq(rd32(d + tran + 12 + MOMENTS), 2);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         memcpy(copy, d, len);
         wr32(copy + tran + cases[i].offset, cases[i].value);
@@ -711,6 +743,26 @@ START_TEST(test_doctored_training_state)
         write_all(bad, copy, len);
         expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, cases[i].what);
     }
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        memcpy(copy, d, len);
+        memcpy(copy + tran + floats[i].offset, &floats[i].value, 8);
+        fix_crc(copy, len);
+        write_all(bad, copy, len);
+        expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, floats[i].what);
+        ck_assert_msg(strstr(vae_last_error(), floats[i].names), "%s: '%s' does not say %s",
+                      floats[i].what, vae_last_error(), floats[i].names);
+    }
+    /* a NaN first moment and a negative second moment (Adam's v) */
+    memcpy(copy, d, len);
+    memcpy(copy + tran + 12 + MOMENT1, &(float){NAN}, 4);
+    fix_crc(copy, len);
+    write_all(bad, copy, len);
+    expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "NaN moment");
+    memcpy(copy, d, len);
+    memcpy(copy + len - 8 - 4, &(float){-1.0f}, 4); /* v of the last parameter */
+    fix_crc(copy, len);
+    write_all(bad, copy, len);
+    expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "negative second moment");
     free(copy);
     free(d);
     vae_optimizer_free(opt);
