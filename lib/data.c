@@ -74,6 +74,52 @@ vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *di
     return VAE_OK;
 }
 
+void vae__dataset_find_range(vae_dataset *ds)
+{
+    int64_t n = ds->count * ds->row_size;
+    if (ds->bytes) {
+        uint8_t lo = 255, hi = 0;
+        for (int64_t i = 0; i < n; i++) {
+            lo = ds->bytes[i] < lo ? ds->bytes[i] : lo;
+            hi = ds->bytes[i] > hi ? ds->bytes[i] : hi;
+        }
+        ds->lo = fminf(lo * ds->scale, hi * ds->scale);
+        ds->hi = fmaxf(lo * ds->scale, hi * ds->scale);
+        return;
+    }
+    ds->lo = ds->hi = ds->values[0];
+    for (int64_t i = 0; i < n; i++) {
+        float v = ds->values[i];
+        if (isnan(v)) {
+            ds->lo = ds->hi = NAN;
+            return;
+        }
+        ds->lo = v < ds->lo ? v : ds->lo;
+        ds->hi = v > ds->hi ? v : ds->hi;
+    }
+}
+
+vae_status vae__check_unit_range(const vae_dataset *ds, const float *data, int64_t count,
+                                 const char *what)
+{
+    float bad = 0.0f;
+    int found = 0;
+    if (ds && (!(ds->lo >= 0.0f) || !(ds->hi <= 1.0f))) {
+        bad = ds->lo >= 0.0f ? ds->hi : ds->lo;
+        found = 1;
+    }
+    for (int64_t i = 0; !ds && !found && i < count; i++)
+        if (!(data[i] >= 0.0f && data[i] <= 1.0f)) {
+            bad = data[i];
+            found = 1;
+        }
+    if (!found)
+        return VAE_OK;
+    return vae__fail(VAE_ERR_ARGUMENT, "%s: the model's Bernoulli likelihood needs values in "
+                     "[0, 1], and the %s holds %g (scale the data to [0, 1], or use a Gaussian "
+                     "likelihood)", what, ds ? "data set" : "batch", (double)bad);
+}
+
 VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, const int *dims,
                                        const uint8_t *pixels, const int32_t *labels,
                                        float scale)
@@ -91,6 +137,7 @@ VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, c
         return VAE_ERR_NO_MEMORY;
     }
     memcpy(ds->bytes, pixels, (size_t)(n * ds->row_size));
+    vae__dataset_find_range(ds);
     *out = ds;
     return VAE_OK;
 }
@@ -108,6 +155,7 @@ VAE_API vae_status vae_dataset_from_f32(vae_dataset **out, int64_t n, int ndim, 
         return VAE_ERR_NO_MEMORY;
     }
     memcpy(ds->values, values, (size_t)(n * ds->row_size) * sizeof(float));
+    vae__dataset_find_range(ds);
     *out = ds;
     return VAE_OK;
 }
@@ -273,6 +321,7 @@ static vae_status idx_to_dataset(idx_file *img, const idx_file *lab, vae_dataset
     ds->bytes = img->data;
     img->data = NULL;
     ds->scale = 1.0f / 255.0f;
+    vae__dataset_find_range(ds);
     if (lab->data) {
         ds->labels = vae__alloc((size_t)ds->count * sizeof *ds->labels);
         if (!ds->labels) {

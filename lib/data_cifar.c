@@ -91,6 +91,7 @@ static vae_status load_files(vae_dataset **out, const char *dir, const char *con
         vae_dataset_free(ds);
         return s;
     }
+    vae__dataset_find_range(ds);
     *out = ds;
     return VAE_OK;
 }

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what)
 {
@@ -12,7 +13,7 @@ vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const ch
     if (data->row_size != vae_model_input_size(m))
         return vae__fail(VAE_ERR_SHAPE, "%s: data rows have %lld values, the model takes %lld",
                          what, (long long)data->row_size, (long long)vae_model_input_size(m));
-    return VAE_OK;
+    return m->unit_inputs ? vae__check_unit_range(data, NULL, 0, what) : VAE_OK;
 }
 
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
@@ -126,6 +127,7 @@ VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *dat
 {
     const char *what = "vae_model_log_likelihood";
     iw_state st = {.current = {-INFINITY, 0.0}};
+    double *images;
     vae_status s;
     if (!m || !mean_log_px)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or output", what);
@@ -139,15 +141,21 @@ VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *dat
     VAE_TRY(vae__model_ensure_planned(m, 0));
     st.index = malloc((size_t)m->max_batch * sizeof *st.index);
     st.weights = malloc((size_t)m->max_batch * sizeof *st.weights);
-    if (!st.index || !st.weights)
+    /* per image into a buffer of ours: the caller's is written on success only */
+    images = per_image ? malloc((size_t)data->count * sizeof *images) : NULL;
+    if (!st.index || !st.weights || (per_image && !images))
         s = vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory", what);
     else
-        s = log_likelihood(m, data, samples, seed, progress, user, &st, per_image);
+        s = log_likelihood(m, data, samples, seed, progress, user, &st, images);
     free(st.index);
     free(st.weights);
     if (s == VAE_OK && !isfinite(st.total))
         s = vae__fail(VAE_ERR_NOT_FINITE, "%s: log p(x) is not finite (%g)", what, st.total);
-    if (s == VAE_OK)
+    if (s == VAE_OK) {
         *mean_log_px = st.total / (double)data->count;
+        if (per_image)
+            memcpy(per_image, images, (size_t)data->count * sizeof *images);
+    }
+    free(images);
     return s;
 }

@@ -97,8 +97,9 @@ vae_status vae__model_build_plans(vae_model *m)
     int encode[2] = {r[VAE_ROLE_LATENT_MEAN], r[VAE_ROLE_LATENT_LOGVAR]};
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_TRAIN], train, 2, r[VAE_ROLE_INPUT]));
     for (int k = 0; k < m->plans[PLAN_TRAIN].count; k++) {
-        int op = m->g->nodes[m->plans[PLAN_TRAIN].nodes[k]].op;
-        m->has_conv |= op == OP_CONV2D || op == OP_CONV2D_TRANSPOSE;
+        const node *n = &m->g->nodes[m->plans[PLAN_TRAIN].nodes[k]];
+        m->has_conv |= n->op == OP_CONV2D || n->op == OP_CONV2D_TRANSPOSE;
+        m->unit_inputs |= n->op == OP_BCE_LOGITS && n->in[1] == r[VAE_ROLE_INPUT];
     }
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_EVAL], &r[VAE_ROLE_NELBO], 1, r[VAE_ROLE_INPUT]));
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_ENCODE], encode, 2, r[VAE_ROLE_INPUT]));

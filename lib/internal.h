@@ -78,11 +78,18 @@ struct vae_dataset {
     float *values;    /* count * row_size, or NULL when bytes is used */
     float scale;      /* value = byte * scale */
     int32_t *labels;  /* count, or NULL */
+    float lo, hi;     /* the smallest and largest value (NaN if any is NaN) */
 };
 /* Validates the shape, allocates the struct and copies the labels (may be
    NULL); the caller attaches bytes or values. */
 vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *dims,
                             const int32_t *labels, vae_dataset **out);
+/* Sets lo and hi from the rows, once they are attached. */
+void vae__dataset_find_range(vae_dataset *ds);
+/* Fails unless every value lies in [0, 1] (a Bernoulli likelihood's
+   targets); count values of data or, if data is NULL, of ds. */
+vae_status vae__check_unit_range(const vae_dataset *ds, const float *data, int64_t count,
+                                 const char *what);
 /* Converts rows idx[0..n-1] (or first..first+n-1 when idx is NULL) to
    floats in out (n * row_size). */
 void vae__dataset_rows(const vae_dataset *ds, const int64_t *idx, int64_t first, int64_t n,

@@ -77,6 +77,11 @@ static vae_status build_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae
 }
 
 /* -log p(x|z) per row, and the decoded mean. */
+/* Where a learned per-pixel log-variance starts: sigma = exp(-2) = 0.135
+   on pixels in [0, 1].  At 0 (sigma 1) the reconstruction term is so
+   weak against the KL that a short run collapses the posterior. */
+#define LEARNED_LOGVAR_INIT (-4.0f)
+
 static vae_status reconstruction(vae_graph *g, int x, int logits, vae_likelihood likelihood,
                                  int *nll, int *decoded)
 {
@@ -87,6 +92,8 @@ static vae_status reconstruction(vae_graph *g, int x, int logits, vae_likelihood
         return vae_op_bce_logits(g, logits, x, nll);
     case VAE_LIKELIHOOD_GAUSSIAN_LEARNED:
         VAE_TRY(vae__graph_add_param(g, "likelihood.logvar", 1, &size, 0.0f, &logvar));
+        for (int i = 0; i < size; i++)
+            g->params[g->nodes[logvar].param_offset + i] = LEARNED_LOGVAR_INIT;
         /* fall through */
     case VAE_LIKELIHOOD_GAUSSIAN_UNIT:
         VAE_TRY(vae_op_gaussian_loglik(g, x, *decoded, logvar, 0.0f, &ll));

@@ -98,6 +98,7 @@ struct vae_model {
     vae_pool *pool;
     int planned;       /* values are allocated for max_batch and threads */
     int has_conv;      /* the training plan has convolutions */
+    int unit_inputs;   /* a Bernoulli likelihood reads the input: values in [0, 1] */
     int64_t planned_bytes;
     int64_t memory_limit; /* planning more bytes than this fails */
     train_state train;

@@ -101,9 +101,13 @@ vae_status vae__tensor_check_rows(const vae_tensor *t, const char *what, int64_t
 {
     if (!t)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: tensor is NULL", what);
+    if (t->ndim < 2 && row_size != 1)
+        return vae__fail(VAE_ERR_SHAPE, "%s: a 1-D tensor of %lld elements; pass rows: a tensor "
+                         "(n, %lld)", what, (long long)t->count, (long long)row_size);
     if (t->count != t->dims[0] * row_size)
-        return vae__fail(VAE_ERR_SHAPE, "%s: tensor of %lld elements is not %lld rows of %lld",
-                         what, (long long)t->count, (long long)t->dims[0], (long long)row_size);
+        return vae__fail(VAE_ERR_SHAPE, "%s: a tensor of %lld rows of %lld elements; the model "
+                         "needs rows of %lld", what, (long long)t->dims[0],
+                         (long long)(t->count / t->dims[0]), (long long)row_size);
     *rows = t->dims[0];
     return VAE_OK;
 }

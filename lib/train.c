@@ -213,6 +213,8 @@ VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const 
     if (rows > m->max_batch)
         return vae__fail(VAE_ERR_SHAPE, "vae_model_train_step: %lld rows exceed the maximum batch %d",
                          (long long)rows, m->max_batch);
+    if (m->unit_inputs)
+        VAE_TRY(vae__check_unit_range(NULL, x->data, x->count, "vae_model_train_step"));
     job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows, .feed = x->data,
                       .backward = 1, .out_node = {-1, -1}};
     return step(m, opt, &job, objective, nelbo);
