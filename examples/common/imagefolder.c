@@ -1,22 +1,31 @@
-/* A folder of colour photos as square RGB images: stb_image decodes, the
-   centre square is cropped, stb_image_resize scales it. */
+/* A folder of colour photos as square RGB images.  The files are
+   untrusted: libjpeg-turbo and libpng (fuzzed continuously, patched by
+   Debian) decode them, only after the magic bytes say JPEG or PNG and the
+   header's size passes the guard.  The centre square is cropped and
+   stb_image_resize scales it. */
 #include "imagefolder.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Declarations only: Debian's libstb.so holds the implementations. */
-#include <stb/stb_image.h>
+#include <jpeglib.h> /* after stdio.h: it uses FILE */
+#include <png.h>
+/* Declarations only: Debian's libstb.so holds the implementation. */
 #include <stb/stb_image_resize.h>
 
 #define MAX_SIZE 4096
-/* Larger photos are skipped rather than decoded (256 MB of RGB). */
-#define MAX_SOURCE_PIXELS ((long long)1 << 26)
+/* Larger photos are skipped rather than decoded (192 MB of RGB). */
+#define MAX_SOURCE_PIXELS ((unsigned long long)1 << 26)
+/* Every progressive scan revisits the whole image, so a small file with
+   thousands of scans would decode for minutes.  libjpeg's own progressive
+   encoder writes 10 scans; tuned encoders a few dozen. */
+#define MAX_JPEG_SCANS 100
 
 static int is_image_name(const char *name)
 {
@@ -103,6 +112,231 @@ static int list_images(const char *dir, char ***names, int *count)
     return 0;
 }
 
+/* A decoded photo: interleaved RGB, width * height * 3 bytes. */
+typedef struct picture {
+    unsigned width, height;
+    uint8_t *rgb;  /* malloc'ed; the caller frees it, also after a failure */
+    char why[80];  /* why the file was refused */
+} picture;
+
+static int refuse(picture *pic, const char *why)
+{
+    snprintf(pic->why, sizeof pic->why, "%s", why);
+    return -1;
+}
+
+/* The guard on the header's size, before anything is allocated.  The
+   division keeps the product from overflowing whatever the header says. */
+static int check_size(picture *pic, unsigned long long width, unsigned long long height)
+{
+    if (width < 1 || height < 1) {
+        snprintf(pic->why, sizeof pic->why, "no pixels (%llux%llu)", width, height);
+        return -1;
+    }
+    if (width > MAX_SOURCE_PIXELS / height) {
+        snprintf(pic->why, sizeof pic->why, "too large (%llux%llu, over 64 megapixels)",
+                 width, height);
+        return -1;
+    }
+    pic->width = (unsigned)width;
+    pic->height = (unsigned)height;
+    return 0;
+}
+
+/* Room for the decoded image: at most MAX_SOURCE_PIXELS * 3 bytes. */
+static int alloc_rgb(picture *pic)
+{
+    pic->rgb = malloc((size_t)pic->width * pic->height * 3);
+    return pic->rgb ? 0 : refuse(pic, "out of memory");
+}
+
+/* ---- JPEG (libjpeg-turbo) ---- */
+
+typedef struct jpeg_guard {
+    struct jpeg_error_mgr errors; /* first: libjpeg hands back its address */
+    struct jpeg_progress_mgr progress;
+    jmp_buf jump;
+    /* The reason to give after the jump; changed after setjmp, so volatile. */
+    const char *volatile why;
+} jpeg_guard;
+
+/* libjpeg's default error_exit calls exit(): jump back instead. */
+static void jpeg_fail(j_common_ptr cinfo)
+{
+    longjmp(((jpeg_guard *)(void *)cinfo->err)->jump, 1);
+}
+
+/* A warning (level -1) means corrupt data that libjpeg would paper over,
+   a truncated file showing up gray at the bottom, say: refuse the file.
+   Trace messages (level >= 0) are dropped. */
+static void jpeg_message(j_common_ptr cinfo, int level)
+{
+    if (level < 0)
+        jpeg_fail(cinfo);
+}
+
+static void jpeg_progress(j_common_ptr cinfo)
+{
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->progressive_mode && d->input_scan_number > MAX_JPEG_SCANS) {
+        ((jpeg_guard *)(void *)cinfo->err)->why = "too many progressive scans";
+        jpeg_fail(cinfo);
+    }
+}
+
+static int decode_jpeg(FILE *f, picture *pic)
+{
+    struct jpeg_decompress_struct cinfo;
+    jpeg_guard guard = {.why = "corrupt JPEG header"};
+    cinfo.err = jpeg_std_error(&guard.errors);
+    guard.errors.error_exit = jpeg_fail;
+    guard.errors.emit_message = jpeg_message;
+    guard.progress.progress_monitor = jpeg_progress;
+    if (setjmp(guard.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return refuse(pic, guard.why);
+    }
+    jpeg_create_decompress(&cinfo);
+    cinfo.progress = &guard.progress;
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    int rc = check_size(pic, cinfo.image_width, cinfo.image_height);
+    /* libjpeg converts these to RGB; Adobe's CMYK would need guessing. */
+    if (rc == 0 && cinfo.jpeg_color_space != JCS_GRAYSCALE &&
+        cinfo.jpeg_color_space != JCS_YCbCr && cinfo.jpeg_color_space != JCS_RGB)
+        rc = refuse(pic, "CMYK JPEG, not supported");
+    if (rc != 0) {
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    cinfo.out_color_space = JCS_RGB;
+    guard.why = "corrupt JPEG data";
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_width != pic->width || cinfo.output_height != pic->height ||
+        cinfo.output_components != 3)
+        jpeg_fail((j_common_ptr)&cinfo);
+    if (alloc_rgb(pic) != 0) {
+        guard.why = "out of memory";
+        jpeg_fail((j_common_ptr)&cinfo);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = pic->rgb + (size_t)cinfo.output_scanline * pic->width * 3;
+        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1)
+            jpeg_fail((j_common_ptr)&cinfo);
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+}
+
+/* ---- PNG (libpng) ---- */
+
+/* libpng's default error handler prints; the caller names the file instead. */
+static void png_fail(png_structp png, png_const_charp message)
+{
+    (void)message;
+    png_longjmp(png, 1);
+}
+
+/* Warnings (an odd colour profile, say) do not harm the pixels. */
+static void png_ignore(png_structp png, png_const_charp message)
+{
+    (void)png;
+    (void)message;
+}
+
+static int decode_png(FILE *f, picture *pic)
+{
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_fail, png_ignore);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return refuse(pic, "out of memory");
+    }
+    const char *volatile why = "corrupt PNG header"; /* see jpeg_guard */
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return refuse(pic, why);
+    }
+    /* Our guard, checked before, decides the size, not libpng's 1e6 limit. */
+    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_init_io(png, f);
+    png_read_info(png, info);
+    if (png_get_image_width(png, info) != pic->width ||
+        png_get_image_height(png, info) != pic->height)
+        png_error(png, "IHDR differs from the checked one");
+    /* Any PNG to 8-bit RGB: palette and gray expand, alpha is dropped
+       without blending (like stb_image's 3-channel load), 16 bits keep the
+       high byte. */
+    png_set_expand(png);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    png_set_gray_to_rgb(png);
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t stride = (size_t)pic->width * 3;
+    if (png_get_rowbytes(png, info) != stride)
+        png_error(png, "not 8-bit RGB after the transforms");
+    why = "corrupt PNG data";
+    if (alloc_rgb(pic) != 0) {
+        why = "out of memory";
+        png_error(png, why);
+    }
+    /* Row by row: an array of row pointers would cost 8 bytes a row. */
+    for (int pass = 0; pass < passes; pass++)
+        for (size_t y = 0; y < pic->height; y++)
+            png_read_row(png, pic->rgb + y * stride, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    return 0;
+}
+
+/* ---- choosing the decoder ---- */
+
+static unsigned long big_endian32(const uint8_t *p)
+{
+    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+
+/* The first bytes choose the decoder, whatever the file's name says: a
+   BMP named .jpg must not reach any decoder.  A PNG's size is checked from
+   its IHDR, which must come first, before libpng even starts. */
+static int decode(FILE *f, picture *pic)
+{
+    uint8_t head[24];
+    size_t got = fread(head, 1, sizeof head, f);
+    rewind(f);
+    if (got == 0)
+        return refuse(pic, ferror(f) ? "read error" : "empty file");
+    if (got >= 3 && memcmp(head, "\xFF\xD8\xFF", 3) == 0)
+        return decode_jpeg(f, pic);
+    if (got < 8 || memcmp(head, "\x89PNG\r\n\x1a\n", 8) != 0)
+        return refuse(pic, "not a JPEG or PNG image");
+    if (got < 24 || memcmp(head + 8, "\0\0\0\15IHDR", 8) != 0)
+        return refuse(pic, "corrupt PNG header");
+    if (check_size(pic, big_endian32(head + 16), big_endian32(head + 20)) != 0)
+        return -1;
+    return decode_png(f, pic);
+}
+
+/* The centre square of pic, resized into rgb (size * size * 3). */
+static int crop_and_resize(const picture *pic, int size, uint8_t *rgb)
+{
+    unsigned side = pic->width < pic->height ? pic->width : pic->height;
+    size_t stride = (size_t)pic->width * 3;
+    const uint8_t *square = pic->rgb + (size_t)(pic->height - side) / 2 * stride +
+                            (size_t)(pic->width - side) / 2 * 3;
+    /* stb_image_resize filters with Catmull-Rom to enlarge and Mitchell to
+       shrink; Mitchell would blur even at the same size, so copy then. */
+    if (side == (unsigned)size) {
+        for (size_t y = 0; y < side; y++)
+            memcpy(rgb + y * side * 3, square + y * stride, (size_t)side * 3);
+        return 0;
+    }
+    /* side <= 8192 and stride < 2^28 by the pixel guard: both fit in int. */
+    int ok = stbir_resize_uint8(square, (int)side, (int)side, (int)stride, rgb, size, size, 0, 3);
+    return ok ? 0 : -1;
+}
+
 /* Decode path, crop its centre square, resize it into rgb (size*size*3
    interleaved, scratch) and store it channel-major in dst.
    Returns 0, or -1 after a "skipping" line on stderr. */
@@ -113,46 +347,14 @@ static int load_one(const char *path, int size, uint8_t *rgb, uint8_t *dst)
         fprintf(stderr, "skipping %s: %s\n", path, strerror(errno));
         return -1;
     }
-    /* The first bytes name the format in messages: stb_image's own reason
-       can come from another decoder it tried ("bad png sig" for a JPEG). */
-    unsigned char magic[8] = {0};
-    size_t got = fread(magic, 1, sizeof magic, f);
-    rewind(f);
-    int jpeg = got >= 2 && magic[0] == 0xFF && magic[1] == 0xD8;
-    int png = got == 8 && memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0;
-    int w, h, n;
-    uint8_t *img = NULL;
-    const char *why;
-    if (got == 0)
-        why = "empty file";
-    else if (!stbi_info_from_file(f, &w, &h, &n))
-        why = jpeg ? "corrupt JPEG header" : png ? "corrupt PNG header" : "not a JPEG or PNG image";
-    else if ((long long)w * h > MAX_SOURCE_PIXELS)
-        why = "too large (over 64 megapixels)";
-    else if (!(img = stbi_load_from_file(f, &w, &h, &n, 3)))
-        why = strcmp(stbi_failure_reason(), "outofmem") == 0 ? "out of memory"
-              : jpeg ? "corrupt JPEG data" : png ? "corrupt PNG data" : "corrupt image data";
+    picture pic = {0};
+    int rc = decode(f, &pic);
     fclose(f);
-    if (!img) {
-        fprintf(stderr, "skipping %s: %s\n", path, why);
-        return -1;
-    }
-
-    int side = w < h ? w : h;
-    size_t x0 = (size_t)(w - side) / 2, y0 = (size_t)(h - side) / 2;
-    const uint8_t *square = img + (y0 * (size_t)w + x0) * 3;
-    /* stb_image_resize filters with Catmull-Rom to enlarge and Mitchell to
-       shrink; Mitchell would blur even at the same size, so copy then. */
-    int ok = 1;
-    if (side == size)
-        for (int y = 0; y < size; y++)
-            memcpy(rgb + (size_t)y * (size_t)size * 3, square + (size_t)y * (size_t)w * 3,
-                   (size_t)size * 3);
-    else
-        ok = stbir_resize_uint8(square, side, side, w * 3, rgb, size, size, 0, 3);
-    stbi_image_free(img);
-    if (!ok) {
-        fprintf(stderr, "skipping %s: out of memory while resizing\n", path);
+    if (rc == 0 && crop_and_resize(&pic, size, rgb) != 0)
+        rc = refuse(&pic, "out of memory while resizing");
+    free(pic.rgb);
+    if (rc != 0) {
+        fprintf(stderr, "skipping %s: %s\n", path, pic.why);
         return -1;
     }
     size_t plane = (size_t)size * (size_t)size;

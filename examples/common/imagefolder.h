@@ -1,7 +1,8 @@
 /*
  * imagefolder - a folder of colour photos (CelebA's aligned crops, say) as
- * square RGB images for the example programs.  Uses stb_image to decode and
- * stb_image_resize to scale (Debian's libstb-dev: pkg-config stb).
+ * square RGB images for the example programs.  The photos are untrusted
+ * input: libjpeg-turbo and libpng decode them (Debian's libjpeg-dev and
+ * libpng-dev), stb_image_resize scales them (libstb-dev: pkg-config stb).
  *
  * Like the rest of excommon, every function that can fail prints one
  * message on stderr and returns non-zero; none of them exits the process.
@@ -29,11 +30,17 @@ typedef struct ex_image_set {
 /* Load every *.jpg, *.jpeg and *.png (any case) directly in `dir` (not in
    its subfolders), in the byte order of their names: decode to RGB, crop
    the largest centred square, and resize it to size x size (smaller images
-   are enlarged).  Files that cannot be read or decoded are skipped, each
-   with one line "skipping PATH: REASON" on stderr; other files are
-   ignored.  A missing folder, one without image files, or one where no
-   image could be read is an error.  `limit` > 0 loads only the first
-   `limit` images that decode (0 = all).  1 <= size <= 4096.
+   are enlarged).  The first bytes, not the name, say whether a file is a
+   JPEG or a PNG; anything else is skipped undecoded.  The size in the header
+   must be at least 1x1 and at most 64 megapixels before anything is
+   decoded.  PNGs of every kind are read (alpha is dropped, 16-bit samples
+   keep their high byte); JPEGs must be gray, YCbCr or RGB (not CMYK), free
+   of any corruption libjpeg warns about, and have at most 100 progressive
+   scans.  Files that fail any of this are skipped, each with one line
+   "skipping PATH: REASON" on stderr; other files are ignored.  A missing
+   folder, one without image files, or one where no image could be read is
+   an error.  `limit` > 0 loads only the first `limit` images that decode
+   (0 = all).  1 <= size <= 4096.
    *out is overwritten: on failure it is left empty (free-able).
    Returns 0, or -1 after a message on stderr. */
 int ex_load_image_folder_limit(const char *dir, int size, int limit, ex_image_set *out);
