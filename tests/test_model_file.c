@@ -586,6 +586,12 @@ START_TEST(test_doctored_roles)
         {"no latent role", "role", VAE_ROLE_LATENT, 0, (uint32_t)-1},
         {"input role on a parameter", "role", VAE_ROLE_INPUT, 0, (uint32_t)enc_w},
         {"latent role on mu", "role", VAE_ROLE_LATENT, 0, (uint32_t)mu},
+        /* what fuzzing found: roles whose shapes nobody checked */
+        {"log-variance role on the decoded node", "role", VAE_ROLE_LATENT_LOGVAR, 0,
+         (uint32_t)vae_graph_role(g, VAE_ROLE_DECODED)},
+        {"decoded role on a parameter", "role", VAE_ROLE_DECODED, 0, (uint32_t)enc_w},
+        {"-ELBO role on the objective", "role", VAE_ROLE_NELBO, 0,
+         (uint32_t)vae_graph_role(g, VAE_ROLE_OBJECTIVE)},
     };
     save_trained(path);
     expect_doctored_fail(path, cases, sizeof cases / sizeof *cases);
@@ -770,6 +776,41 @@ START_TEST(test_doctored_training_state)
 }
 END_TEST
 
+/* The file at `path` with a section appended before the trailer. */
+static void append_section(const char *path, const char *out, const char *tag)
+{
+    size_t len, n = 5;
+    unsigned char *d = read_all(path, &len), *copy = malloc(len + 12 + n);
+    memcpy(copy, d, len - 8);
+    memcpy(copy + len - 8, tag, 4);
+    memset(copy + len - 4, 0, 8);
+    copy[len - 4] = (unsigned char)n;
+    memcpy(copy + len + 4, "hello", n);
+    memcpy(copy + len + 4 + n, d + len - 8, 8);
+    wr32(copy + 12, rd32(d + 12) + 1);
+    fix_crc(copy, len + 12 + n);
+    write_all(out, copy, len + 12 + n);
+    free(copy);
+    free(d);
+}
+
+/* A newer libvae may add sections: an optional one (lower-case tag) is
+   skipped, a critical one (upper-case) makes the file unreadable here. */
+START_TEST(test_unknown_sections)
+{
+    const char *path = in_tmp(0, "model.vae"), *bad = in_tmp(1, "newer.vae");
+    vae_model *m = NULL;
+    save_trained(path);
+    append_section(path, bad, "frzn");
+    ck_assert_int_eq(vae_model_load(&m, bad), VAE_OK);
+    ck_assert_int_eq(vae_model_latent_size(m), LATENT);
+    vae_model_free(m);
+    append_section(path, bad, "FRZN");
+    expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "critical section");
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "'FRZN'"));
+}
+END_TEST
+
 /* Saving over a file leaves no temporary file behind; saving into a
    missing directory, or onto a directory, fails with VAE_ERR_IO, leaves
    the existing file untouched and no temporary file either. */
@@ -827,6 +868,7 @@ int main(void)
     tcase_add_test(tc, test_doctored_huge_parameter);
     tcase_add_test(tc, test_doctored_training_state);
     tcase_add_test(tc, test_atomic_save);
+    tcase_add_test(tc, test_unknown_sections);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
