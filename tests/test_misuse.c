@@ -168,7 +168,7 @@ static long max_rss_kb(void)
 START_TEST(test_memory_limit)
 {
     vae_graph *g = NULL;
-    vae_model *m = NULL;
+    vae_model *m = NULL, *l = NULL;
     vae_tensor *x = NULL, *mu = NULL;
     int one = 1, in, h, mu_id, lv, z, logits, loss;
     int64_t xd[2] = {1, 1};
@@ -194,6 +194,15 @@ START_TEST(test_memory_limit)
     expect_message("memory limit");
     ck_assert_int_eq(vae_model_planned_bytes(m), 0);
     ck_assert_msg(max_rss_kb() - before < 32 * 1024, "refusing the plan allocated %ld MB",
+                  (max_rss_kb() - before) / 1024);
+    /* the same graph from a file (1.8 KB with no parameters of note) */
+    ck_assert_int_eq(vae_model_save(m, NULL, "test_misuse_concat.vae"), VAE_OK);
+    ck_assert_int_eq(vae_model_load(&l, "test_misuse_concat.vae"), VAE_OK);
+    remove("test_misuse_concat.vae");
+    ck_assert_int_eq(vae_model_encode(l, x, mu, NULL), VAE_ERR_NO_MEMORY);
+    ck_assert_int_eq(vae_model_planned_bytes(l), 0);
+    vae_model_free(l);
+    ck_assert_msg(max_rss_kb() - before < 32 * 1024, "refusing the plans allocated %ld MB",
                   (max_rss_kb() - before) / 1024);
     ck_assert_int_eq(vae_model_set_max_batch(m, 2), VAE_OK);
     ck_assert_int_eq(vae_model_encode(m, x, mu, NULL), VAE_OK);
