@@ -31,34 +31,63 @@
  * Per-row dims have 1 to 3 entries, so a tensor has at most 4 dimensions.
  * Images are stored channel-major (C, H, W) within a row (NCHW for a
  * batch): data sets, convolutions and decoded outputs all use this layout.
+ * A tensor passed to a model holds n rows: its first dimension is n and the
+ * others multiply to the row size, so (n, 784) and (n, 1, 28, 28) both fit
+ * a model of 784 inputs (a 1-D tensor fits only rows of one element).
  *
  * Errors
  * ------
  * Every fallible call returns a vae_status.  VAE_OK is 0; every other value
  * is an error whose description is vae_strerror(status) and whose detailed
  * message (naming the file, argument or shape at fault) is vae_last_error(),
- * kept per thread until the next failing call on that thread.  Results are
- * returned through pointer arguments, which are left untouched on failure.
+ * kept per thread.  Each function below says which statuses it returns and
+ * when.  Results are returned through pointer arguments and output tensors,
+ * which are left untouched on failure unless the function says otherwise.
+ * Functions that return no status never fail: for a NULL handle or an index
+ * out of range they return the value their comment gives (0, -1, NULL, NaN).
  * The library never calls exit() or abort(), never prints unless a log
  * callback is installed, and frees everything it allocated on an error path.
+ *
+ * Planning errors: a model allocates the memory for its batches (values,
+ * and gradients from the first training call on) at the first call that
+ * runs it after vae_model_create or vae_model_load, and again after the
+ * maximum batch or the thread count changes.  That call can then fail with
+ * VAE_ERR_NO_MEMORY (also, before anything is allocated, when the plan
+ * would exceed vae_model_set_memory_limit) or VAE_ERR_THREAD (a worker
+ * thread could not be started); the model stays usable and plans again at
+ * its next call.  "A planning error" below means one of these.
  *
  * Ownership
  * ---------
  * Whoever creates a handle frees it with the matching _free function
  * (passing NULL to a _free function is allowed and does nothing).
- * vae_model_create takes ownership of the graph on success only.
- * Strings and pointers returned by the library are borrowed: they stay valid
- * until the handle they came from is freed (or, for vae_last_error, until
- * the next failing call on the same thread).  Host buffers passed in are
- * copied; the library keeps no pointer to them after the call returns.
+ * vae_model_create takes ownership of the graph on success only.  From then
+ * on the model frees it (do not call vae_graph_free on it) and it is
+ * read-only: every call that adds nodes (vae_graph_input, vae_graph_param,
+ * vae_op_*, vae_layer_*, vae_elbo_*) and vae_graph_set_role fail on it with
+ * VAE_ERR_STATE, and it cannot make a second model.  An optimizer belongs to the model it was created for (or
+ * restored from) and must not be used once that model is freed; either may
+ * be freed first.  Strings and pointers returned by the library are
+ * borrowed: they stay valid until the handle they came from is freed (or as
+ * the function says).  Host buffers passed in are copied; the library keeps
+ * no pointer to them after the call returns.
+ *
+ * Names
+ * -----
+ * Node names (inputs, parameters, the parameters of layers) are unique in a
+ * graph since 0.3: a name already taken is VAE_ERR_ARGUMENT.  A name may be
+ * NULL.  Keep names, with the suffixes a layer adds, under 256 bytes: a
+ * model file with a longer one does not load.
  *
  * Threads
  * -------
- * A handle is used by one thread at a time; different handles may be used
- * from different threads concurrently.  A model trains and evaluates with
- * its own worker threads (vae_model_set_threads), splitting each batch
- * between them; the BLAS is then set to one thread per call.  Results are
- * reproducible for the same seed and the same thread count.
+ * A handle is used by one thread at a time (a model, its graph and its
+ * optimizers count as one); different handles may be used from different
+ * threads concurrently.  A model runs every call with its own worker threads
+ * (vae_model_set_threads), splitting each batch between them.  From the
+ * first planning of any model (or the first vae_blas_info call) on, the
+ * library sets OpenBLAS or BLIS to one thread per call, process-wide.
+ * Results are reproducible for the same seed and the same thread count.
  *
  * BLAS kernels
  * ------------
@@ -72,8 +101,9 @@
  *
  * ABI
  * ---
- * Handles are opaque, enums are append-only with fixed values, settings go
- * through setter functions, and exported symbols carry the version node of
+ * Handles are opaque, enums are append-only with fixed values (except
+ * VAE_ROLE_COUNT_, which hosts must never use), settings go through setter
+ * functions, and exported symbols carry the version node of
  * docs/symbols.txt.  The SONAME changes only when the ABI does.
  */
 #ifndef VAE_H
@@ -109,10 +139,13 @@ typedef enum vae_status {
     VAE_ERR_ARGUMENT = 1,    /* a NULL handle, bad size, unknown enum value */
     VAE_ERR_NO_MEMORY = 2,
     VAE_ERR_IO = 3,          /* a file could not be opened, read or written */
-    VAE_ERR_FORMAT = 4,      /* a file is truncated, malformed or foreign */
+    VAE_ERR_FORMAT = 4,      /* a file is truncated, malformed, foreign or
+                                from a newer libvae */
     VAE_ERR_SHAPE = 5,       /* tensor or node shapes do not fit together */
-    VAE_ERR_NOT_FINITE = 6,  /* the loss became NaN or infinite */
-    VAE_ERR_STATE = 7,       /* a call that does not fit the handle's state */
+    VAE_ERR_NOT_FINITE = 6,  /* a loss, gradient or value became NaN or
+                                infinite */
+    VAE_ERR_STATE = 7,       /* a call that does not fit the handle's state
+                                (e.g. adding to a graph a model owns) */
     VAE_ERR_UNSUPPORTED = 8, /* valid, but not supported by this build */
     VAE_ERR_STOPPED = 9,     /* a callback asked to stop */
     VAE_ERR_CHECKSUM = 10,   /* a file's checksum does not match its data */
@@ -177,7 +210,11 @@ typedef enum vae_role {
                                    for the z drawn: the importance weight of
                                    vae_model_log_likelihood.  Optional: models
                                    saved before it existed have none. */
-    VAE_ROLE_COUNT_ = 9         /* number of roles in this version */
+    VAE_ROLE_COUNT_ = 9         /* NEVER USE: not part of the ABI.  Its
+                                   value grows as roles are added (8 in 0.1,
+                                   9 since 0.2); it stays only so that old
+                                   source compiles.  vae_graph_set_role
+                                   refuses it. */
 } vae_role;
 
 typedef enum vae_optimizer_kind {
@@ -186,15 +223,17 @@ typedef enum vae_optimizer_kind {
     VAE_OPTIMIZER_ADAM = 2     /* beta1 0.9, beta2 0.999, eps 1e-8 */
 } vae_optimizer_kind;
 
-/* Optimizer settings, for vae_optimizer_set / vae_optimizer_get. */
+/* Optimizer settings, for vae_optimizer_set / vae_optimizer_get.  Each kind
+   has only its own options: since 0.3 another is VAE_ERR_ARGUMENT. */
 typedef enum vae_optimizer_option {
-    VAE_OPT_LEARNING_RATE = 0, /* default 1e-3 */
-    VAE_OPT_MOMENTUM = 1,      /* SGD momentum */
-    VAE_OPT_BETA1 = 2,         /* Adam */
-    VAE_OPT_BETA2 = 3,         /* Adam */
+    VAE_OPT_LEARNING_RATE = 0, /* every kind; default 1e-3 */
+    VAE_OPT_MOMENTUM = 1,      /* SGD only */
+    VAE_OPT_BETA1 = 2,         /* Adam only */
+    VAE_OPT_BETA2 = 3,         /* Adam only */
     VAE_OPT_EPSILON = 4,       /* Adam and RMSprop */
-    VAE_OPT_RHO = 5,           /* RMSprop decay of the squared-gradient mean */
-    VAE_OPT_CLIP_NORM = 6      /* clip gradients to this global L2 norm; 0 = off */
+    VAE_OPT_RHO = 5,           /* RMSprop only: decay of the squared-gradient mean */
+    VAE_OPT_CLIP_NORM = 6      /* every kind: clip gradients to this global L2
+                                  norm; 0 (the default) = off */
 } vae_optimizer_option;
 
 typedef enum vae_log_level {
@@ -210,116 +249,190 @@ typedef struct vae_model vae_model;
 typedef struct vae_optimizer vae_optimizer;
 typedef struct vae_dataset vae_dataset;
 
-/* Called with each message at or below the level set; `user` is passed back. */
+/* Called with each message at or below the level set; `user` is passed back.
+   The message is borrowed for the duration of the call. */
 typedef void (*vae_log_fn)(void *user, vae_log_level level, const char *message);
-/* Called after every training batch; return non-zero to stop the epoch
-   (vae_model_train_epoch then returns VAE_ERR_STOPPED and the model keeps its
-   place in the epoch, so a saved model resumes from there). */
+/* Progress of vae_model_train_epoch, after every batch: the batches of the
+   epoch done (counting any done before a resume), the epoch's batch count
+   and the batch's objective; and of vae_model_log_likelihood, after every
+   pass: the images finished, the image count and the running mean of
+   -log p(x).  Return non-zero to stop: the call then returns
+   VAE_ERR_STOPPED, unless the work was already complete (a non-zero return
+   after the last batch is ignored).  A stopped epoch keeps its place, so a
+   saved model resumes from there. */
 typedef int (*vae_progress_fn)(void *user, int batch, int batch_count,
                                float batch_objective);
 
 /* ---- Library ---- */
+/* The version of the library linked, which may be later than the
+   VAE_VERSION_* a program was compiled with; a static string. */
 VAE_API const char *vae_version_string(void);
 VAE_API int vae_version_number(void);
+/* A static description of status; "unknown status" for a value that is
+   not a vae_status. */
 VAE_API const char *vae_strerror(vae_status status);
+/* The message of the last failure on the calling thread ("" before any).
+   The buffer is the thread's own; read it right after the failing call,
+   since a later call on the thread may replace it. */
 VAE_API const char *vae_last_error(void);
-/* Process-wide; not to be changed while other threads use the library. */
+/* Installs fn (NULL: none) to receive messages at or below the level set by
+   vae_set_log_level (default VAE_LOG_WARNING).  Both are process-wide; not
+   to be changed while other threads use the library. */
 VAE_API void vae_set_log_callback(vae_log_fn fn, void *user);
 VAE_API void vae_set_log_level(vae_log_level level);
-/* Which BLAS and which kernels are in use, e.g. "OpenBLAS 0.3.21 SkylakeX". */
+/* Which BLAS and which kernels are in use, e.g. "OpenBLAS 0.3.21, SkylakeX
+   kernels"; a static string.  The first call sets the BLAS to one thread
+   per call (see Threads). */
 VAE_API const char *vae_blas_info(void);
 /* "NAME=VALUE" to put in the environment before the process starts to get
-   faster BLAS kernels on this CPU, or NULL when nothing would help. */
+   faster BLAS kernels on this CPU, or NULL when nothing would help; a
+   static string. */
 VAE_API const char *vae_blas_env_hint(void);
 
 /* ---- Tensors: float32, 1 to 4 dimensions, row-major. ---- */
+/* A tensor of ndim dimensions dims[0..ndim-1], filled with zeros.  Returns
+   VAE_OK; VAE_ERR_ARGUMENT if out or dims is NULL, ndim is not 1..4, a
+   dimension is below 1 or the tensor would hold more than 2^40 elements;
+   VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_tensor_create(vae_tensor **out, int ndim, const int64_t *dims);
+/* The same, holding a copy of the elements at data.  out must not be NULL.
+   Returns as vae_tensor_create, and VAE_ERR_ARGUMENT if data is NULL. */
 VAE_API vae_status vae_tensor_from_host(vae_tensor **out, int ndim, const int64_t *dims,
                                         const float *data);
 VAE_API void vae_tensor_free(vae_tensor *t);
+/* Number of dimensions, or 0 if t is NULL. */
 VAE_API int vae_tensor_ndim(const vae_tensor *t);
 /* Size of dimension i, or -1 if t is NULL or i is out of range. */
 VAE_API int64_t vae_tensor_dim(const vae_tensor *t, int i);
+/* Number of elements, or 0 if t is NULL. */
 VAE_API int64_t vae_tensor_count(const vae_tensor *t);
-/* Borrowed pointer to the elements, valid until the tensor is freed. */
+/* Borrowed pointer to the elements, valid until the tensor is freed; NULL
+   if t is NULL. */
 VAE_API float *vae_tensor_data(vae_tensor *t);
+/* Copy all the tensor's elements from src or to dst; count must be
+   vae_tensor_count(t).  Return VAE_OK; VAE_ERR_ARGUMENT if a pointer is
+   NULL; VAE_ERR_SHAPE if count differs (nothing is copied). */
 VAE_API vae_status vae_tensor_copy_from_host(vae_tensor *t, const float *src, int64_t count);
 VAE_API vae_status vae_tensor_copy_to_host(const vae_tensor *t, float *dst, int64_t count);
 
 /* ---- Graphs ----
    Node ids are small non-negative integers, valid for the graph that made
-   them.  Parameters are initialised when created, from the graph's seed. */
+   them.  Parameters are initialised when created, from the graph's seed.
+   A graph that a model owns is read-only (see Ownership). */
+/* An empty graph; seed fixes the initial parameters and the training
+   noise, shuffling and evaluation noise of the model made from it.  Returns VAE_OK; VAE_ERR_ARGUMENT if out is
+   NULL; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_graph_create(vae_graph **out, uint64_t seed);
+/* Frees a graph that no model owns (a model frees its own). */
 VAE_API void vae_graph_free(vae_graph *g);
-/* A batched input with per-row dims. */
+/* A batched input with per-row dims (1 to 3 of them, at most 2^30 elements
+   per row); name (copied) may be NULL.  Returns VAE_OK; VAE_ERR_ARGUMENT if
+   g, dims or out is NULL, ndim or a dimension is out of range, or the name
+   is taken; VAE_ERR_STATE if a model owns g; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_graph_input(vae_graph *g, const char *name, int ndim,
                                    const int *dims, int *out);
-/* A parameter, uniform in [-scale, scale] (scale 0: zeros). */
+/* An (unbatched) parameter of dims, uniform in [-scale, scale] (scale 0:
+   zeros).  Returns as vae_graph_input, and VAE_ERR_ARGUMENT for a scale
+   outside [0, 1e6]. */
 VAE_API vae_status vae_graph_param(vae_graph *g, const char *name, int ndim,
                                    const int *dims, float scale, int *out);
+/* Gives role to node (replacing the node that had it).  Shapes are checked
+   by vae_model_create.  Returns VAE_OK; VAE_ERR_ARGUMENT for an unknown
+   role (VAE_ROLE_COUNT_ included), a NULL g or a node that does not exist;
+   VAE_ERR_STATE if a model owns g. */
 VAE_API vae_status vae_graph_set_role(vae_graph *g, vae_role role, int node);
-/* The node with that role, or -1 if none. */
+/* The node with that role, or -1 if none, g is NULL or role is unknown. */
 VAE_API int vae_graph_role(const vae_graph *g, vae_role role);
-/* The first node with that name, or -1 if none. */
+/* The node with that name, or -1 if none or an argument is NULL.  (A graph
+   loaded from a 0.2 file may repeat a name: then the first.) */
 VAE_API int vae_graph_find(const vae_graph *g, const char *name);
+/* Number of nodes, or 0 if g is NULL. */
 VAE_API int vae_graph_node_count(const vae_graph *g);
-/* Number of elements of one row of a node (the whole node if unbatched). */
+/* Number of elements of one row of a node (the whole node if unbatched),
+   or -1 if g is NULL or the node does not exist. */
 VAE_API int64_t vae_graph_node_size(const vae_graph *g, int node);
 /* A node's per-row dims (all dims if unbatched): returns their number and
-   writes up to VAE_MAX_ROW_DIMS into dims; 0 if the node does not exist. */
+   writes up to VAE_MAX_ROW_DIMS into dims; 0, writing nothing, if g or dims
+   is NULL or the node does not exist. */
 VAE_API int vae_graph_node_dims(const vae_graph *g, int node, int *dims);
 
-/* ---- Operations (each adds one node; shapes are checked) ---- */
-/* x (B, K) times w (K, N) -> (B, N) */
+/* ---- Operations ----
+   Each adds one node (unless it says otherwise) and writes its id to *out.
+   They return VAE_OK; VAE_ERR_ARGUMENT for a NULL g or out, an input node
+   that does not exist, or a constant or enum value out of range;
+   VAE_ERR_SHAPE when the inputs' shapes do not fit as stated (an input
+   said to be batched must have rows, a weight or bias must not);
+   VAE_ERR_STATE if a model owns g; VAE_ERR_NO_MEMORY.  On failure no node
+   is added (but see vae_op_sample_normal). */
+/* x (B, K) times w (K, N) -> (B, N): x batched with rows of K elements (of
+   any row shape), w an unbatched 2-D node. */
 VAE_API vae_status vae_op_matmul(vae_graph *g, int x, int w, int *out);
 /* x (B, N) plus b (N) on every row; or x (B, C, H, W) plus b (C) on every
-   channel */
+   channel.  x batched, b unbatched. */
 VAE_API vae_status vae_op_bias(vae_graph *g, int x, int b, int *out);
 /* Convolution (cross-correlation, as in Keras and PyTorch):
    x (B, C, H, W) with w (F, C*k*k) -> (B, F, OH, OW).  w's rows are filters,
    each laid out (C, k, k).  "same": OH = ceil(H / stride); "valid":
    OH = (H - k) / stride + 1 (and likewise OW).  Kernel and stride are 1 to
-   64 (else VAE_ERR_ARGUMENT). */
+   64 and padding is one of vae_padding (else VAE_ERR_ARGUMENT); x must be
+   batched with (C, H, W) rows and w unbatched (else VAE_ERR_SHAPE, as for
+   an input smaller than the kernel or an output over 2^30 elements). */
 VAE_API vae_status vae_op_conv2d(vae_graph *g, int x, int w, int kernel, int stride,
                                  vae_padding padding, int *out);
 /* Transposed convolution, the gradient of vae_op_conv2d with respect to its
    input: x (B, C, H, W) with w (C, F*k*k) -> (B, F, OH, OW), where "same":
    OH = H * stride (Keras's size: 14 -> 28 at stride 2); "valid":
-   OH = (H - 1) * stride + k. */
+   OH = (H - 1) * stride + k.  The same checks as vae_op_conv2d. */
 VAE_API vae_status vae_op_conv2d_transpose(vae_graph *g, int x, int w, int kernel, int stride,
                                            vae_padding padding, int *out);
-/* The same elements under new per-row dims (1 to 3 of them): Flatten is a
-   reshape to one dimension, Keras's Reshape((14,14,64)) is (64, 14, 14) here. */
+/* The same elements of batched x under new per-row dims (1 to 3 of them):
+   Flatten is a reshape to one dimension, Keras's Reshape((14,14,64)) is
+   (64, 14, 14) here.  VAE_ERR_ARGUMENT for bad ndim or dims (or dims
+   NULL), VAE_ERR_SHAPE if the element count differs. */
 VAE_API vae_status vae_op_reshape(vae_graph *g, int x, int ndim, const int *dims, int *out);
+/* act(x), elementwise, on any node (batched or not).  VAE_ACT_NONE adds no
+   node: *out is x. */
 VAE_API vae_status vae_op_activation(vae_graph *g, int x, vae_activation act, int *out);
 VAE_API vae_status vae_op_relu(vae_graph *g, int x, int *out);
+/* slope in [0, 1) (else VAE_ERR_ARGUMENT). */
 VAE_API vae_status vae_op_leaky_relu(vae_graph *g, int x, float slope, int *out);
 VAE_API vae_status vae_op_tanh(vae_graph *g, int x, int *out);
 VAE_API vae_status vae_op_sigmoid(vae_graph *g, int x, int *out);
 VAE_API vae_status vae_op_softplus(vae_graph *g, int x, int *out);
-/* Elementwise, same shapes; b may also be an unbatched node of a's row size. */
+/* Elementwise with a's shape: a batched; b batched with a's row size, or
+   an unbatched node of a's row size (the same for every row).  Only the
+   row sizes must agree. */
 VAE_API vae_status vae_op_add(vae_graph *g, int a, int b, int *out);
 VAE_API vae_status vae_op_mul(vae_graph *g, int a, int b, int *out);
+/* x * factor on any node; factor must be finite (else VAE_ERR_ARGUMENT). */
 VAE_API vae_status vae_op_scale(vae_graph *g, int x, float factor, int *out);
-/* Rows of a then rows of b, side by side: (B, Na) and (B, Nb) -> (B, Na+Nb). */
+/* Rows of a then rows of b, side by side: (B, Na) and (B, Nb) -> (B, Na+Nb),
+   both batched (rows of any shape, taken flat); VAE_ERR_SHAPE past 2^30. */
 VAE_API vae_status vae_op_concat(vae_graph *g, int a, int b, int *out);
-/* z = mu + exp(0.5 * logvar) * eps, eps ~ N(0, I) drawn on every forward. */
+/* z = mu + exp(0.5 * logvar) * eps, eps ~ N(0, I) drawn on every forward;
+   mu and logvar batched with the same row size.  Adds two nodes: the noise
+   eps, then z (*out); if memory runs out between the two, the noise node
+   stays. */
 VAE_API vae_status vae_op_sample_normal(vae_graph *g, int mu, int logvar, int *out);
-/* Per row: sum over features of BCE(sigmoid(logits), target) -> (B, 1). */
+/* Per row: sum over features of BCE(sigmoid(logits), target) -> (B, 1);
+   both batched with the same row size. */
 VAE_API vae_status vae_op_bce_logits(vae_graph *g, int logits, int target, int *out);
 /* Per row: sum of log N(x; mean, exp(logvar)), constant included -> (B, 1).
-   logvar is a node (batched, or unbatched of the row size) or -1 for the
-   constant log-variance logvar_const. */
+   x batched; mean (required: -1 is VAE_ERR_ARGUMENT) and logvar batched
+   or unbatched of x's row size; logvar -1 for the constant log-variance
+   logvar_const, which must lie in (-80, 80) in any case. */
 VAE_API vae_status vae_op_gaussian_loglik(vae_graph *g, int x, int mean, int logvar,
                                           float logvar_const, int *out);
-/* Per row: KL(N(mu, exp(logvar)) || N(0, I)) -> (B, 1). */
+/* Per row: KL(N(mu, exp(logvar)) || N(0, I)) -> (B, 1); both batched with
+   the same row size. */
 VAE_API vae_status vae_op_kl_std_normal(vae_graph *g, int mu, int logvar, int *out);
-/* Per row: log N(z; mu, exp(logvar)); mu and logvar -1 for the standard normal. */
+/* Per row: log N(z; mu, exp(logvar)), z batched, mu and logvar batched or
+   unbatched of z's row size, each -1 for 0 (both: the standard normal). */
 VAE_API vae_status vae_op_normal_logpdf(vae_graph *g, int z, int mu, int logvar, int *out);
-/* Per row sum / mean over features -> (B, 1). */
+/* Per row sum / mean over the features of batched x -> (B, 1). */
 VAE_API vae_status vae_op_sum(vae_graph *g, int x, int *out);
 VAE_API vae_status vae_op_mean(vae_graph *g, int x, int *out);
-/* Mean over the batch of the row sums -> an unbatched scalar. */
+/* Mean over the batch of the row sums of batched x -> an unbatched scalar. */
 VAE_API vae_status vae_op_batch_mean(vae_graph *g, int x, int *out);
 
 /* Matrix product with a MADE mask (Germain et al. 2015), the building block
@@ -331,16 +444,29 @@ VAE_API vae_status vae_op_batch_mean(vae_graph *g, int x, int *out);
    degree(hidden) >= degree(input), hidden-to-output weights where
    degree(output) > degree(hidden), so output j depends only on inputs of
    lower degree.  The other weights are held at exactly zero: set to zero
-   now, when parameters are set or loaded, and never updated.  w must not be
-   used by any node yet (VAE_ERR_ARGUMENT). */
+   now, when parameters are set or loaded, and never updated.  w must be a
+   2-D parameter (vae_graph_param) not used by any node yet, mask and
+   reversed known values (else VAE_ERR_ARGUMENT); then as vae_op_matmul. */
 VAE_API vae_status vae_op_made_matmul(vae_graph *g, int x, int w, vae_made_mask mask,
                                       int reversed, int *out);
 
-/* ---- Layers (built from the operations above; parameters named
-   "<name>.w" and "<name>.b", initialised uniform in +-1/sqrt(fan_in)) ---- */
+/* ---- Layers ----
+   Built from the operations above; a layer (and an ELBO builder) adds all
+   its nodes or, on failure, none.  Parameters are named "<name>.<suffix>"
+   as each layer lists them (just "<suffix>" if name is NULL or ""), and
+   are initialised uniform in +-1/sqrt(fan_in) as PyTorch does.  Names are
+   unique in a graph: give each layer its own name.  The layers return
+   VAE_OK; VAE_ERR_ARGUMENT for a NULL g or output, a node that does not
+   exist, a size (units, filters, kernel, ...) out of range, an unknown
+   enum value or a parameter name already taken; VAE_ERR_SHAPE for inputs
+   of the wrong shape; VAE_ERR_STATE if a model owns g; VAE_ERR_NO_MEMORY.
+   Sizes of units, hidden, latent, context and features go up to 2^24. */
+/* Dense: act(x w + b) on batched x (rows of any shape, of K elements),
+   units >= 1.  Parameters "<name>.w" (K, units) and "<name>.b" (units). */
 VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
                                    const char *name, int *out);
-/* Conv2D: x (B, C, H, W) -> act(conv2d(x, w) + b), filters output channels;
+/* Conv2D: x (B, C, H, W) -> act(conv2d(x, w) + b), filters (1 to 65536)
+   output channels, kernel and stride 1 to 64 (see vae_op_conv2d);
    parameters "<name>.w" (filters, C*k*k) and "<name>.b" (filters),
    initialised uniform in +-1/sqrt(C*k*k). */
 VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel, int stride,
@@ -348,17 +474,25 @@ VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel
                                     int *out);
 /* Conv2DTranspose: x (B, C, H, W) -> act(conv2d_transpose(x, w) + b);
    parameters "<name>.w" (C, filters*k*k) and "<name>.b" (filters),
-   initialised uniform in +-1/sqrt(filters*k*k) as PyTorch does. */
+   initialised uniform in +-1/sqrt(filters*k*k) as PyTorch does.  Limits
+   as for vae_layer_conv2d. */
 VAE_API vae_status vae_layer_conv2d_transpose(vae_graph *g, int x, int filters, int kernel,
                                               int stride, vae_padding padding, vae_activation act,
                                               const char *name, int *out);
-/* Optional hidden Dense(hidden, act) (hidden 0: none), then heads mean and
-   log-variance (latent units each) and, if context > 0, a context head h.
-   h may be NULL when context is 0. */
+/* Optional hidden Dense(hidden, act) (hidden 0: none), then linear heads
+   mean and log-variance (latent units each) and, if context > 0, a linear
+   context head h.  h may be NULL when context is 0.  Parameters
+   "<name>.hidden.w" and "<name>.hidden.b" (if hidden > 0),
+   "<name>.mean.w", "<name>.mean.b", "<name>.logvar.w", "<name>.logvar.b",
+   and "<name>.context.w", "<name>.context.b" (if context > 0).  On failure
+   *mu and *logvar may have been written (with ids of nodes taken back);
+   *h is not. */
 VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
                                           int latent, int context, const char *name,
                                           int *mu, int *logvar, int *h);
-/* Optional hidden Dense(hidden, act), then Dense(features) logits. */
+/* Optional hidden Dense(hidden, act) (hidden 0: none), then a linear
+   Dense(features) giving the logits.  Parameters "<name>.hidden.w",
+   "<name>.hidden.b" (if hidden > 0), "<name>.logits.w", "<name>.logits.b". */
 VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
                                            int features, const char *name, int *logits);
 /* One step of an inverse autoregressive flow (Kingma et al. 2016), MADE
@@ -371,13 +505,20 @@ VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_
    order, or reversed if `reversed` is 1: alternate it between steps), so
    dz'/dz is triangular with diagonal g and log_det is exact.  Parameters
    "<name>.z.w", "<name>.h.w" (if h), "<name>.b", "<name>.m.w", "<name>.m.b",
-   "<name>.s.w", "<name>.s.b". */
+   "<name>.s.w", "<name>.s.b".  z and h batched, hidden >= 1, reversed 0 or
+   1.  If memory runs out at the last node, *z_out may have been written. */
 VAE_API vae_status vae_layer_iaf_step(vae_graph *g, int z, int h, int hidden, int reversed,
                                       const char *name, int *z_out, int *log_det);
 /* Adds the reconstruction term, the analytic KL, -ELBO per row (NELBO role),
-   the decoded mean (DECODED role) and the objective (OBJECTIVE role), and
+   the decoded mean (DECODED role), the log importance weight (LOG_WEIGHT
+   role) and the objective (OBJECTIVE role, written to *objective_node), and
    sets the roles of x, mu, logvar, z and logits.  beta weights the KL in
-   the objective only. */
+   the objective only.  x and logits are batched with the same row size,
+   mu, logvar and z with the same row size (else VAE_ERR_SHAPE); beta lies
+   in [0, 1e6] and likelihood and objective are known values (else
+   VAE_ERR_ARGUMENT).  VAE_LIKELIHOOD_GAUSSIAN_LEARNED adds the parameter
+   "likelihood.logvar", so a graph holds one such ELBO.  On failure no node
+   is added and no role changes. */
 VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
                                   vae_likelihood likelihood, vae_objective objective,
                                   float beta, int *objective_node);
@@ -387,77 +528,146 @@ VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z
    the flow steps' log-determinants per row (-1: none).  -ELBO per row is the
    single-sample estimate  -log p(x|z) + log q(z|x) - log p(z)  with
    log q(z|x) = log N(z0; mu, exp(logvar)) - log_det; beta weights
-   log q - log p in the objective. */
+   log q - log p in the objective.  z0 is batched like mu, and log_det a
+   batched node of one value per row (else VAE_ERR_SHAPE); otherwise as
+   vae_elbo_build. */
 VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
                                        int log_det, int logits, vae_likelihood likelihood,
                                        vae_objective objective, float beta,
                                        int *objective_node);
 
-/* ---- Models ---- */
-/* Checks that the graph has all roles and takes ownership of it. */
+/* ---- Models ----
+   Calls that run the model take tensors of n rows (see Shapes) and may
+   return a planning error (see Errors). */
+/* Checks the graph and takes ownership of it, on success only (see
+   Ownership).  Every role but VAE_ROLE_LOG_WEIGHT must be set, on a node
+   of the shape vae_elbo_build gives it: the input a vae_graph_input node,
+   logits and the decoded mean rows of the input's size, logvar and z rows
+   of the mean's size, -ELBO and the log weight one value per row, the
+   objective an unbatched scalar.  The model starts with a maximum batch of
+   256, one thread and a memory limit of 2 GiB, and plans no memory yet.
+   Returns VAE_OK; VAE_ERR_ARGUMENT if out or g is NULL; VAE_ERR_STATE if g
+   already belongs to a model (a graph makes one model), a role is missing,
+   the input role is not an input node, or an output does not depend on the
+   node it is computed from (the input, or z for decoding) or needs another
+   input node; VAE_ERR_SHAPE if a role's node has the wrong shape;
+   VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g);
+/* Frees the model, its graph and any saved optimizer not yet restored. */
 VAE_API void vae_model_free(vae_model *m);
-/* Largest batch one call processes at once (default 256).  Encoding,
-   decoding, reconstructing, sampling and evaluating split larger requests
-   into batches of this size; vae_model_train_step and
-   vae_model_train_epoch train on one batch per step and refuse a larger
-   one (VAE_ERR_SHAPE, VAE_ERR_ARGUMENT).  Memory is planned for it at the
-   first use after a change.  Returns VAE_ERR_ARGUMENT for a NULL model or
-   a size outside 1..2^20. */
+/* Largest number of rows one pass runs at once (default 256).
+   vae_model_encode, _decode, _reconstruct, _sample_prior, _evaluate and
+   _log_likelihood take any number of rows and split them into passes of
+   this size.  vae_model_train_step and vae_model_train_epoch do not split:
+   a step is one batch, and a larger one is refused (train_step:
+   VAE_ERR_SHAPE for an x of more rows; train_epoch: VAE_ERR_ARGUMENT for a
+   larger `batch`).  A change frees the planned memory; the next call
+   plans again.  Returns VAE_OK; VAE_ERR_ARGUMENT for a NULL model or a
+   size outside 1..2^20. */
 VAE_API vae_status vae_model_set_max_batch(vae_model *m, int max_batch);
 /* The most memory the model may plan for values, gradients and scratch
-   (vae_model_planned_bytes), default 2 GiB.  A call whose plan would need
-   more fails with VAE_ERR_NO_MEMORY before allocating anything, so a model
-   file cannot make the library allocate without bound.  Returns
-   VAE_ERR_ARGUMENT for a NULL model or a limit below 1.  (Since 0.3.) */
+   (vae_model_planned_bytes), default 2 GiB (loaded models too).  A call
+   whose plan would need more fails with VAE_ERR_NO_MEMORY before
+   allocating anything, so a model file cannot make the library allocate
+   without bound.  The limit applies from the next planning on; memory
+   already planned stays.  Returns VAE_OK; VAE_ERR_ARGUMENT for a NULL
+   model or a limit below 1.  (Since 0.3.) */
 VAE_API vae_status vae_model_set_memory_limit(vae_model *m, int64_t bytes);
 /* The limit in force, or 0 if m is NULL.  (Since 0.3.) */
 VAE_API int64_t vae_model_memory_limit(const vae_model *m);
-/* Worker threads used by training and evaluation (default 1). */
+/* Worker threads used by every call that runs the model (default 1).  A
+   change frees the planned memory; the threads start at the next planning
+   (VAE_ERR_THREAD then if they cannot).  Returns VAE_OK; VAE_ERR_ARGUMENT
+   for a NULL model or a count outside 1..64. */
 VAE_API vae_status vae_model_set_threads(vae_model *m, int threads);
-/* The graph, borrowed: for looking up nodes, not for adding any. */
+/* The graph, borrowed until the model is freed, or NULL if m is NULL: for
+   looking up nodes, not for adding any (it is read-only). */
 VAE_API const vae_graph *vae_model_graph(const vae_model *m);
+/* Elements of an input row (and of a decoded one), of a latent row, and
+   the number of parameters; 0 if m is NULL. */
 VAE_API int64_t vae_model_input_size(const vae_model *m);
 VAE_API int vae_model_latent_size(const vae_model *m);
 VAE_API int64_t vae_model_param_count(const vae_model *m);
-/* Completed epochs and batches done in the current one. */
+/* Completed epochs and batches done in the current one; 0 if m is NULL. */
 VAE_API int vae_model_epoch(const vae_model *m);
 VAE_API int vae_model_epoch_position(const vae_model *m);
-/* The batch size of the epoch under way (position > 0), which continuing
-   it must use; 0 between epochs.  (Since 0.3.) */
+/* The batch size of the epoch under way, which continuing it must use; 0
+   between epochs, for a NULL model, or when unknown (an epoch stopped in a
+   format 1 file, which any size may continue).  (Since 0.3.) */
 VAE_API int vae_model_epoch_batch(const vae_model *m);
-/* All parameters as one flat array, in creation order. */
+/* All parameters as one flat array, in creation order; count must be
+   vae_model_param_count(m).  Returns VAE_OK; VAE_ERR_ARGUMENT for a NULL
+   pointer or another count. */
 VAE_API vae_status vae_model_params_get(const vae_model *m, float *dst, int64_t count);
+/* Sets them all (weights a MADE mask holds at zero stay zero; optimizer
+   moments are kept).  Returns as vae_model_params_get, and
+   VAE_ERR_NOT_FINITE, changing nothing, if a value is NaN or infinite. */
 VAE_API vae_status vae_model_params_set(vae_model *m, const float *src, int64_t count);
-/* Bytes of memory the model's plans hold now (values, gradients, workspace). */
+/* Bytes of memory the model's plans hold now (values, gradients, scratch);
+   0 before the first planning or if m is NULL. */
 VAE_API int64_t vae_model_planned_bytes(const vae_model *m);
 
-/* x (n, input) -> mu, logvar (n, latent).  Either output may be NULL. */
+/* x (n, input) -> mu, logvar (n, latent) of q(z|x).  Either output may be
+   NULL.  Returns VAE_OK; VAE_ERR_ARGUMENT if m or x is NULL; VAE_ERR_SHAPE
+   if x does not hold rows of the input size or an output does not hold n
+   rows of the latent size; a planning error. */
 VAE_API vae_status vae_model_encode(vae_model *m, const vae_tensor *x, vae_tensor *mu,
                                     vae_tensor *logvar);
-/* z (n, latent) -> decoded mean (n, input...) */
+/* z (n, latent) -> decoded mean (n, input...).  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if a pointer is NULL; VAE_ERR_SHAPE if z does not hold
+   rows of the latent size or out n rows of the input size; a planning
+   error. */
 VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tensor *out);
 /* x -> the decoded mean at the posterior's central point: decode(mu(x)),
-   or, with a flow, decode(flow(mu(x))) (every noise input set to zero). */
+   or, with a flow, decode(flow(mu(x))) (every noise input set to zero).
+   x and out are n rows of the input size.  Returns as vae_model_decode. */
 VAE_API vae_status vae_model_reconstruct(vae_model *m, const vae_tensor *x, vae_tensor *out);
-/* out's first dimension is the number of samples; z ~ N(0, I) from seed. */
+/* Decodes z ~ N(0, I) drawn from seed (not the model's) into out, whose
+   first dimension is the number of samples (rows of the input size).
+   Returns VAE_OK; VAE_ERR_ARGUMENT if m or out is NULL; VAE_ERR_SHAPE if
+   out does not hold rows of the input size; VAE_ERR_NO_MEMORY or a
+   planning error. */
 VAE_API vae_status vae_model_sample_prior(vae_model *m, uint64_t seed, vae_tensor *out);
-/* One optimizer step on the batch x (n <= max_batch rows).  Outputs the
-   objective and the mean -ELBO of the batch; either may be NULL.  A
-   non-finite loss returns VAE_ERR_NOT_FINITE and leaves the weights as they
-   were before the step. */
+/* One optimizer step on the batch x (1 to max_batch rows: never split).
+   Outputs the objective and the mean -ELBO of the batch; either may be
+   NULL.  Returns VAE_OK; VAE_ERR_ARGUMENT if m, opt or x is NULL, opt
+   belongs to another model, or the model's Bernoulli likelihood meets a
+   value outside [0, 1]; VAE_ERR_SHAPE if x does not hold rows of the input
+   size or has more rows than the maximum batch; VAE_ERR_STATE if the
+   objective depends on no parameter; VAE_ERR_NOT_FINITE if the loss or the
+   gradient is not finite or the update would make a weight or an optimizer
+   moment non-finite, leaving the weights, the optimizer and its step count
+   as they were before the step; a planning error. */
 VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const vae_tensor *x,
                                         double *objective, double *nelbo);
-/* One pass over the data set in batches of `batch`, shuffled from the seed
-   and the epoch number; the last batch may be partial.  Outputs the mean
-   objective and -ELBO per image over the epoch. */
+/* One pass over the data set in batches of `batch` (1 to max_batch),
+   shuffled from the seed and the epoch number; the last batch may be
+   partial.  An epoch that stopped or failed continues from its position,
+   with the same batch size and data set.  A completed epoch records
+   "train_objective" and "train_nelbo" in the history, advances
+   vae_model_epoch and outputs the mean objective and -ELBO per image over
+   the epoch (either output may be NULL; both are written on VAE_OK only).
+   progress may be NULL (see vae_progress_fn).  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if m, opt or data is NULL, opt belongs to another
+   model, batch is out of range, or the Bernoulli likelihood meets a value
+   outside [0, 1]; VAE_ERR_SHAPE if the data's rows are not of the input
+   size; VAE_ERR_STATE if the objective depends on no parameter, the epoch
+   under way used another batch size, its position is past this data set's
+   end, or 10^6 epochs are done; VAE_ERR_NOT_FINITE as vae_model_train_step
+   (the batches before it stay done); VAE_ERR_STOPPED; VAE_ERR_NO_MEMORY or
+   a planning error.  After VAE_ERR_NOT_FINITE or VAE_ERR_STOPPED the model
+   keeps its place in the epoch. */
 VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
                                          vae_progress_fn progress, void *user,
                                          double *objective, double *nelbo);
 /* Mean -ELBO per image over the data set (one z per image; the analytic KL,
    or with a flow its single-sample estimate), with noise drawn from a
-   stream fixed by the model's seed. */
+   stream fixed by the model's seed and maximum batch (the same on any
+   number of threads).  Returns VAE_OK; VAE_ERR_ARGUMENT if m, data or nelbo
+   is NULL or the Bernoulli likelihood meets a value outside [0, 1];
+   VAE_ERR_SHAPE if the data's rows are not of the input size;
+   VAE_ERR_NOT_FINITE if the mean is not finite; a planning error. */
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo);
 
 /* Importance-weighted estimate of log p(x) (the IWAE bound of Burda et al.
@@ -465,108 +675,172 @@ VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, dou
    log-sum-exp:  log p(x) ~ log (1/k) sum_i p(x, z_i) / q(z_i|x).  It is a
    lower bound that tightens as samples grow (k = 1 is the ELBO).  Outputs the
    mean over the data set in nats per image and, if per_image is not NULL,
-   each image's estimate (count entries).  Bits per dimension, as usually
-   reported, are -log p(x) / (row size * ln 2); with a Bernoulli or
+   each image's estimate (vae_dataset_count(data) entries); both are written
+   on VAE_OK only.  Bits per dimension, as usually reported, are
+   -log p(x) / (row size * ln 2); with a Bernoulli or
    Gaussian decoder on pixels in [0, 1] this is a density of continuous
    values, comparable between models with the same likelihood but not with
    figures from discretised (256-level) likelihoods.  Rows are processed
    max_batch at a time in the memory planned for the model, the part of the
    graph no noise reaches (the encoder) once per image; draws come from
    `seed` and each batch's first row, so the same seed and maximum batch
-   give the same estimate on any number of threads.  progress, if not NULL, is called after each batch with the images
-   finished, the image count and the running mean of -log p(x); a non-zero
-   return stops with VAE_ERR_STOPPED.  Needs the LOG_WEIGHT role
-   (vae_elbo_build and vae_elbo_build_flow set it); VAE_ERR_UNSUPPORTED
-   without. */
+   give the same estimate on any number of threads.  progress, if not
+   NULL, is called after each batch with the images finished, the image
+   count and the running mean of -log p(x); a non-zero return stops with
+   VAE_ERR_STOPPED.  Needs the LOG_WEIGHT role (vae_elbo_build and
+   vae_elbo_build_flow set it).  Returns VAE_OK; VAE_ERR_ARGUMENT if m,
+   data or mean_log_px is NULL, samples is outside 1..2^24, data has more
+   than 2^31 - 1 images, or the Bernoulli likelihood meets a value outside
+   [0, 1]; VAE_ERR_SHAPE if the data's rows are not of the input size;
+   VAE_ERR_UNSUPPORTED without the LOG_WEIGHT role; VAE_ERR_NOT_FINITE if a
+   log weight is NaN or +inf or the mean is not finite (as when all of an
+   image's weights underflow); VAE_ERR_STOPPED; VAE_ERR_NO_MEMORY or a
+   planning error. */
 VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *data, int samples,
                                             uint64_t seed, vae_progress_fn progress, void *user,
                                             double *mean_log_px, double *per_image);
 
-/* Writes the model (and, if opt is not NULL, the training state) to path
-   through a temporary file and a rename, so the previous file survives a
-   crash. */
+/* Writes the model (graph, parameters, history, metadata) and, if opt is
+   not NULL, the training state (epoch, position in it, the optimizer with
+   its moments) to path, in format 2, through a temporary file
+   "<path>.tmp.<pid>.<n>" beside it and a rename, so the previous file
+   survives a crash.  Without opt the loaded model starts at epoch 0.  The
+   maximum batch, thread count and memory limit are not saved.  Returns
+   VAE_OK; VAE_ERR_ARGUMENT if m or path is NULL or opt belongs to another
+   model; VAE_ERR_IO if the temporary file cannot be created, written or
+   renamed (it is removed and path left as it was); VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt,
                                   const char *path);
+/* Reads a model file of format 1 (libvae 0.1, 0.2) or 2 (0.3).  The graph
+   is rebuilt through the builders, so a file cannot make a graph they
+   would refuse; the parameters, history, metadata and, if saved, the
+   training state come with it (vae_model_has_training_state,
+   vae_optimizer_restore).  Other settings are vae_model_create's defaults.
+   Returns VAE_OK; VAE_ERR_ARGUMENT if out or path is NULL; VAE_ERR_IO if
+   the file cannot be opened or read or is not a regular file;
+   VAE_ERR_FORMAT if it is not a model file, has a newer format, is
+   truncated or over 64 GiB, or has malformed or doctored contents (the
+   message names the file and the problem); VAE_ERR_CHECKSUM if its
+   checksum does not match its contents; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_load(vae_model **out, const char *path);
 /* Non-zero if the model came from a file with a training-state section
-   whose optimizer has not been taken by vae_optimizer_restore yet. */
+   whose optimizer has not been taken by vae_optimizer_restore yet; 0 if m
+   is NULL. */
 VAE_API int vae_model_has_training_state(const vae_model *m);
 
 /* ---- History and metadata (since 0.3), saved in model files ----
    The history is a table of numbers: one row per epoch (1, 2, ...), one
    column per name.  vae_model_train_epoch records "train_objective" and
-   "train_nelbo" (the epoch's means) for every epoch it completes; hosts
-   add their own columns (test loss, seconds, ...).  A value never
-   recorded reads as NaN.  Column names and metadata keys are 1 to 255
-   printable ASCII characters without spaces; at most 64 columns, 10^6
-   epochs and 256 keys; a metadata value is a string of at most 64 KiB. */
-/* Returns VAE_ERR_ARGUMENT for a NULL model, a bad name or an epoch
-   outside 1..10^6, VAE_ERR_NO_MEMORY when out of memory. */
+   "train_nelbo" (the epoch's means) for every epoch it completes (adding
+   the two columns when an epoch starts); hosts add their own columns
+   (test loss, seconds, ...).  A value never recorded reads as NaN.
+   Column names and metadata keys are 1 to 255 printable ASCII characters
+   without spaces; at most 64 columns, 10^6 epochs and 256 keys; a metadata
+   value is a string of at most 64 KiB. */
+/* Records value for epoch (1..10^6) in column, adding the column if it is
+   new.  Does not change vae_model_epoch.  Returns VAE_OK; VAE_ERR_ARGUMENT
+   for a NULL model, a bad column name, an epoch out of range or a 65th
+   column; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_history_set(vae_model *m, int epoch, const char *column,
                                          double value);
-/* The value recorded, or NaN (also for an unknown column or epoch). */
+/* The value recorded, or NaN (also for a NULL argument, an unknown column
+   or an epoch outside 1..vae_model_history_epochs). */
 VAE_API double vae_model_history_get(const vae_model *m, int epoch, const char *column);
-/* The highest epoch with a row, and the number of columns. */
+/* The highest epoch with a row, and the number of columns; 0 if m is NULL. */
 VAE_API int vae_model_history_epochs(const vae_model *m);
 VAE_API int vae_model_history_columns(const vae_model *m);
-/* The name of column i (0-based, in the order they were added), borrowed;
-   NULL if out of range. */
+/* The name of column i (0-based, in the order they were added), borrowed
+   until the model is freed; NULL if m is NULL or i is out of range. */
 VAE_API const char *vae_model_history_column(const vae_model *m, int i);
-/* Sets (or with value NULL removes) a string kept with the model, e.g. the
-   settings a program built it with.  Returns VAE_ERR_ARGUMENT for a NULL
-   model, a bad key, a value over 64 KiB or a 257th key;
-   VAE_ERR_NO_MEMORY. */
+/* Sets (copying value) or with value NULL removes (nothing to do if unset)
+   a string kept with the model, e.g. the settings a program built it
+   with.  Returns VAE_OK; VAE_ERR_ARGUMENT for a NULL model, a bad key, a
+   value over 64 KiB or a 257th key; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_set_metadata(vae_model *m, const char *key, const char *value);
-/* The value, borrowed until it is set again or the model is freed; NULL
-   if the key is not set. */
+/* The value, borrowed until that key is set or removed again or the model
+   is freed; NULL if m or key is NULL or the key is not set. */
 VAE_API const char *vae_model_metadata(const vae_model *m, const char *key);
 
-/* ---- Optimizers: bound to one model's parameters. ---- */
+/* ---- Optimizers: bound to one model's parameters (see Ownership). ---- */
+/* An optimizer of that kind for m, with default settings, zero moments and
+   no steps.  Returns VAE_OK; VAE_ERR_ARGUMENT if out or m is NULL or kind
+   is unknown; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_optimizer_create(vae_optimizer **out, vae_model *m,
                                         vae_optimizer_kind kind);
-/* The optimizer saved with the model, its moments and step included. */
+/* The optimizer saved with the model, its settings, moments and step
+   included; the caller owns it from then on.  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if out or m is NULL; VAE_ERR_STATE if the model was not
+   loaded with a training state or it was restored already. */
 VAE_API vae_status vae_optimizer_restore(vae_optimizer **out, vae_model *m);
 VAE_API void vae_optimizer_free(vae_optimizer *opt);
+/* Sets one option of the optimizer's kind (see vae_optimizer_option).
+   Returns VAE_OK; VAE_ERR_ARGUMENT if opt is NULL, the option is unknown or
+   not one of the kind's, or value is out of range: the learning rate 0 to
+   1e30; momentum, beta1, beta2 and rho in [0, 1); epsilon above 0; the
+   clip norm 0 or above; every value finite. */
 VAE_API vae_status vae_optimizer_set(vae_optimizer *opt, vae_optimizer_option option,
                                      double value);
+/* Reads one option into *value.  Returns VAE_OK; VAE_ERR_ARGUMENT if opt or
+   value is NULL or the option is unknown or not one of the kind's. */
 VAE_API vae_status vae_optimizer_get(const vae_optimizer *opt, vae_optimizer_option option,
                                      double *value);
+/* Updates made (restored with the optimizer), or 0 if opt is NULL. */
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *opt);
-/* The optimizer's kind.  VAE_ERR_ARGUMENT if either pointer is NULL.
-   (Since 0.3.) */
+/* The optimizer's kind.  Returns VAE_OK; VAE_ERR_ARGUMENT if either
+   pointer is NULL.  (Since 0.3.) */
 VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *opt, vae_optimizer_kind *kind);
 
 /* ---- Data sets: rows of pixels kept as bytes (or floats), labels optional. ---- */
-/* MNIST-style idx files, plain or gzip-compressed; labels_path may be NULL.
-   Pixels are scaled by 1/255. */
+/* MNIST-style idx files of unsigned bytes (images of 2 to 4 dimensions,
+   the first the count), plain or gzip-compressed; labels_path may be NULL.
+   Pixels are scaled by 1/255.  Returns VAE_OK; VAE_ERR_ARGUMENT if out or
+   images_path is NULL; VAE_ERR_IO if a file cannot be opened or read;
+   VAE_ERR_FORMAT if a file is not such an idx file (a zero dimension, over
+   2^34 bytes), is truncated, longer than its header says or corrupt gzip,
+   or the label and image counts differ; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_dataset_load_idx(vae_dataset **out, const char *images_path,
                                         const char *labels_path);
 /* CIFAR-10's binary version: the files data_batch_1.bin .. data_batch_5.bin
    (train, 50,000 images) or test_batch.bin (test, 10,000) in `dir`.  Each
    record is one label byte (0-9) and 3072 pixel bytes (1024 red, 1024 green,
    1024 blue, rows top to bottom), so rows are (3, 32, 32); value = byte/256,
-   in [0, 1).  A file whose size is not a whole number of records, or a label
-   above 9, is VAE_ERR_FORMAT; a missing file is VAE_ERR_IO naming it. */
+   in [0, 1).  Returns VAE_OK; VAE_ERR_ARGUMENT if out or dir is NULL or
+   dir is empty or too long; VAE_ERR_IO naming a file that is missing,
+   unreadable or not a regular file; VAE_ERR_FORMAT for a file whose size
+   is not a whole number of records (or over 100,000 of them) or a label
+   above 9; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_dataset_load_cifar10(vae_dataset **out, const char *dir, int train);
-/* n rows of per-row dims from host bytes; value = byte * scale.  labels may
-   be NULL, else n labels >= 0.  The data are copied. */
+/* n (>= 1) rows of per-row dims (1 to 3) from host bytes; value = byte *
+   scale.  labels may be NULL, else n labels >= 0.  The data are copied.
+   Returns VAE_OK; VAE_ERR_ARGUMENT if out, pixels or dims is NULL, scale is
+   not finite, n, ndim or a dimension is out of range, the rows hold more
+   than 2^40 values, or a label is negative; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_dataset_from_u8(vae_dataset **out, int64_t n, int ndim, const int *dims,
                                        const uint8_t *pixels, const int32_t *labels,
                                        float scale);
+/* The same from floats, kept as they are (values NULL: VAE_ERR_ARGUMENT). */
 VAE_API vae_status vae_dataset_from_f32(vae_dataset **out, int64_t n, int ndim, const int *dims,
                                         const float *values, const int32_t *labels);
 VAE_API void vae_dataset_free(vae_dataset *ds);
+/* Number of rows, or 0 if ds is NULL. */
 VAE_API int64_t vae_dataset_count(const vae_dataset *ds);
-/* Elements of one row. */
+/* Elements of one row, or 0 if ds is NULL. */
 VAE_API int64_t vae_dataset_row_size(const vae_dataset *ds);
-/* Per-row dims: returns their number and writes up to VAE_MAX_ROW_DIMS. */
+/* Per-row dims: returns their number and, if dims is not NULL, writes them
+   (up to VAE_MAX_ROW_DIMS); 0 if ds is NULL. */
 VAE_API int vae_dataset_row_dims(const vae_dataset *ds, int *dims);
+/* Non-zero if the rows have labels; 0 if ds is NULL. */
 VAE_API int vae_dataset_has_labels(const vae_dataset *ds);
-/* The label of row i, or -1 if there are none or i is out of range. */
+/* The label of row i, or -1 if ds is NULL, there are none or i is out of
+   range. */
 VAE_API int32_t vae_dataset_label(const vae_dataset *ds, int64_t i);
-/* Keeps only the first n rows. */
+/* Keeps only the first n rows (1 to the count) and their labels.  Returns
+   VAE_OK; VAE_ERR_ARGUMENT for a NULL ds or n out of range. */
 VAE_API vae_status vae_dataset_truncate(vae_dataset *ds, int64_t n);
-/* Rows first .. first+n-1 as floats into out (n rows of the row size). */
+/* Rows first .. first+n-1 as floats into out, a tensor of n rows of the
+   row size (see Shapes).  Returns VAE_OK; VAE_ERR_ARGUMENT if ds or out is
+   NULL or those rows are not all in the set; VAE_ERR_SHAPE if out does not
+   hold rows of the row size. */
 VAE_API vae_status vae_dataset_get(const vae_dataset *ds, int64_t first, vae_tensor *out);
 
 #ifdef __cplusplus
