@@ -398,6 +398,7 @@ VAE_API vae_status vae_dataset_truncate(vae_dataset *ds, int64_t n)
                          (long long)n, (long long)ds->count);
     /* The tail stays allocated: shrinking would buy little and could fail. */
     ds->count = n;
+    vae__dataset_find_range(ds); /* of the rows that remain */
     return VAE_OK;
 }
 

@@ -80,6 +80,9 @@ static vae_status check_writable(const vae_graph *g, const char *what)
 static vae_status check_new_name(const vae_graph *g, const char *name, const char *what)
 {
     int other;
+    if (name && strlen(name) > 255) /* model files hold names of up to 255 bytes */
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: the name '%.40s...' is longer than 255 bytes",
+                         what, name);
     if (!name || g->legacy_names || (other = vae_graph_find(g, name)) < 0)
         return VAE_OK;
     return vae__fail(VAE_ERR_ARGUMENT, "%s: the name '%s' is taken by node %d (names are unique "

@@ -73,9 +73,14 @@ vae_status vae__history_reserve(history *h, int epochs)
 vae_status vae__history_prepare(history *h, int epoch, const char *const *columns, int n)
 {
     VAE_TRY(vae__history_reserve(h, epoch));
-    for (int i = 0; i < n; i++)
-        if (find_column(h, columns[i]) < 0)
-            VAE_TRY(add_column(h, columns[i]));
+    for (int i = 0; i < n; i++) {
+        if (find_column(h, columns[i]) >= 0)
+            continue;
+        if (h->n_cols == HISTORY_MAX_COLUMNS)
+            return vae__fail(VAE_ERR_STATE, "the history has %d columns, the most it holds, and "
+                             "none is '%s'", HISTORY_MAX_COLUMNS, columns[i]);
+        VAE_TRY(add_column(h, columns[i]));
+    }
     return VAE_OK;
 }
 

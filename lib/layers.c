@@ -4,21 +4,27 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
-/* "<prefix>.<suffix>", or just the suffix without a prefix. */
+/* Room for names past the longest allowed (255 bytes), so none is cut. */
+#define NAME_BUF 320
+
+/* "<prefix>.<suffix>", or just the suffix without a prefix.  A prefix too
+   long for buf gives a name of 256 bytes or more, which the graph refuses
+   (names are at most 255 bytes), rather than a cut one. */
 static const char *join_name(char *buf, size_t size, const char *prefix, const char *suffix)
 {
-    if (prefix && *prefix)
-        snprintf(buf, size, "%s.%s", prefix, suffix);
-    else
-        snprintf(buf, size, "%s", suffix);
+    int n = prefix && *prefix ? snprintf(buf, size, "%s.%s", prefix, suffix)
+                              : snprintf(buf, size, "%s", suffix);
+    if (n >= (int)size) /* cut: make it long enough to be refused */
+        memset(buf, 'x', size - 1);
     return buf;
 }
 
 static vae_status build_layer_dense(vae_graph *g, int x, int units, vae_activation act,
                                    const char *name, int *out)
 {
-    char buf[256];
+    char buf[NAME_BUF];
     int w, b, xw, xwb, dims[2];
     float scale;
     VAE_TRY(vae__graph_expect_batched(g, x, 0, "vae_layer_dense"));
@@ -40,7 +46,7 @@ static vae_status build_layer_dense(vae_graph *g, int x, int units, vae_activati
 static vae_status optional_hidden(vae_graph *g, int x, int hidden, vae_activation act,
                                   const char *name, int *out)
 {
-    char buf[256];
+    char buf[NAME_BUF];
     if (hidden < 0)
         return vae__fail(VAE_ERR_ARGUMENT, "hidden units %d < 0", hidden);
     if (hidden == 0) {
@@ -55,7 +61,7 @@ static vae_status build_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_
                                           int latent, int context, const char *name, int *mu,
                                           int *logvar, int *h)
 {
-    char buf[256];
+    char buf[NAME_BUF];
     int t;
     if (!mu || !logvar || (context > 0 && !h) || context < 0)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_layer_gaussian_mlp: NULL output or bad context");
@@ -70,7 +76,7 @@ static vae_status build_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_
 static vae_status build_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
                                            int features, const char *name, int *logits)
 {
-    char buf[256];
+    char buf[NAME_BUF];
     int t;
     VAE_TRY(optional_hidden(g, z, hidden, act, name, &t));
     return build_layer_dense(g, t, features, VAE_ACT_NONE, join_name(buf, sizeof buf, name, "logits"), logits);
@@ -222,7 +228,7 @@ static vae_status build_elbo_flow(vae_graph *g, int x, int mu, int logvar, int z
 static vae_status made_dense(vae_graph *g, int x, int units, vae_made_mask mask, int reversed,
                              const char *name, int with_bias, int *out)
 {
-    char buf[256];
+    char buf[NAME_BUF];
     int w, b, xw, dims[2] = {(int)g->nodes[x].size, units};
     float scale = 1.0f / sqrtf((float)dims[0]);
     VAE_TRY(vae__graph_add_param(g, join_name(buf, sizeof buf, name, "w"), 2, dims, scale, &w));
@@ -239,7 +245,7 @@ static vae_status build_iaf_step(vae_graph *g, int z, int h, int hidden, int rev
                                  const char *name, int *z_out, int *log_det)
 {
     const char *what = "vae_layer_iaf_step";
-    char buf[256];
+    char buf[NAME_BUF];
     int latent, pre, t, m, s, b, fan_in;
     VAE_TRY(vae__graph_expect_batched(g, z, 0, what));
     if (h != -1)
@@ -270,56 +276,88 @@ static vae_status build_iaf_step(vae_graph *g, int z, int h, int hidden, int rev
     return vae__build_iaf_log_gate(g, s, IAF_GATE_SHIFT, log_det);
 }
 
-/* The public builders: all of a layer's nodes, or none. */
-#define TRANSACTION(g, call)                                               \
-    do {                                                                   \
-        int n_nodes_ = (g) ? (g)->n_nodes : 0;                             \
-        int64_t n_params_ = (g) ? (g)->n_params : 0;                       \
-        vae_status s_ = (call);                                            \
-        if (s_ != VAE_OK && (g))                                           \
-            vae__graph_rollback((g), n_nodes_, n_params_);                 \
-        return s_;                                                         \
+/* The public builders: all of a layer's nodes, or none, and their outputs
+   written on success only (the internal builders write them as they go). */
+typedef struct outputs {
+    int *dst[3];
+    int val[3];
+} outputs;
+
+/* Our slot k for the caller's output dst (NULL stays NULL). */
+static int *slot(outputs *o, int k, int *dst)
+{
+    o->dst[k] = dst;
+    o->val[k] = -1;
+    return dst ? &o->val[k] : NULL;
+}
+
+static vae_status settle(vae_graph *g, int n_nodes, int64_t n_params, vae_status s,
+                         const outputs *o)
+{
+    if (s != VAE_OK && g)
+        vae__graph_rollback(g, n_nodes, n_params);
+    for (int k = 0; s == VAE_OK && k < 3; k++)
+        if (o->dst[k])
+            *o->dst[k] = o->val[k];
+    return s;
+}
+
+#define TRANSACTION(g, outs, call)                                                      \
+    do {                                                                                \
+        int n_nodes_ = (g) ? (g)->n_nodes : 0;                                          \
+        int64_t n_params_ = (g) ? (g)->n_params : 0;                                    \
+        return settle((g), n_nodes_, n_params_, (call), &(outs));                       \
     } while (0)
 
 VAE_API vae_status vae_layer_dense(vae_graph *g, int x, int units, vae_activation act,
                                    const char *name, int *out)
 {
-    TRANSACTION(g, build_layer_dense(g, x, units, act, name, out));
+    outputs o = {0};
+    TRANSACTION(g, o, build_layer_dense(g, x, units, act, name, slot(&o, 0, out)));
 }
 
 VAE_API vae_status vae_layer_gaussian_mlp(vae_graph *g, int x, int hidden, vae_activation act,
                                           int latent, int context, const char *name, int *mu,
                                           int *logvar, int *h)
 {
-    TRANSACTION(g, build_layer_gaussian_mlp(g, x, hidden, act, latent, context, name, mu, logvar, h));
+    outputs o = {0};
+    TRANSACTION(g, o, build_layer_gaussian_mlp(g, x, hidden, act, latent, context, name,
+                                               slot(&o, 0, mu), slot(&o, 1, logvar),
+                                               slot(&o, 2, h)));
 }
 
 VAE_API vae_status vae_layer_bernoulli_mlp(vae_graph *g, int z, int hidden, vae_activation act,
                                            int features, const char *name, int *logits)
 {
-    TRANSACTION(g, build_layer_bernoulli_mlp(g, z, hidden, act, features, name, logits));
+    outputs o = {0};
+    TRANSACTION(g, o, build_layer_bernoulli_mlp(g, z, hidden, act, features, name,
+                                                slot(&o, 0, logits)));
 }
 
 VAE_API vae_status vae_elbo_build(vae_graph *g, int x, int mu, int logvar, int z, int logits,
                                   vae_likelihood likelihood, vae_objective objective, float beta,
                                   int *objective_node)
 {
-    TRANSACTION(g, build_elbo(g, x, mu, logvar, z, logits, likelihood, objective, beta,
-                              objective_node));
+    outputs o = {0};
+    TRANSACTION(g, o, build_elbo(g, x, mu, logvar, z, logits, likelihood, objective, beta,
+                                 slot(&o, 0, objective_node)));
 }
 
 VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, int z0, int z,
                                        int log_det, int logits, vae_likelihood likelihood,
                                        vae_objective objective, float beta, int *objective_node)
 {
-    TRANSACTION(g, build_elbo_flow(g, x, mu, logvar, z0, z, log_det, logits, likelihood,
-                                   objective, beta, objective_node));
+    outputs o = {0};
+    TRANSACTION(g, o, build_elbo_flow(g, x, mu, logvar, z0, z, log_det, logits, likelihood,
+                                      objective, beta, slot(&o, 0, objective_node)));
 }
 
 VAE_API vae_status vae_layer_iaf_step(vae_graph *g, int z, int h, int hidden, int reversed,
                                       const char *name, int *z_out, int *log_det)
 {
-    TRANSACTION(g, build_iaf_step(g, z, h, hidden, reversed, name, z_out, log_det));
+    outputs o = {0};
+    TRANSACTION(g, o, build_iaf_step(g, z, h, hidden, reversed, name, slot(&o, 0, z_out),
+                                     slot(&o, 1, log_det)));
 }
 
 /* Conv2D or Conv2DTranspose with bias and activation. */
@@ -328,7 +366,7 @@ static vae_status build_conv_layer(vae_graph *g, int transposed, int x, int filt
                                    const char *name, int *out)
 {
     const char *what = transposed ? "vae_layer_conv2d_transpose" : "vae_layer_conv2d";
-    char buf[256];
+    char buf[NAME_BUF];
     int w, b, dims[2], channels;
     VAE_TRY(vae__graph_expect_batched(g, x, 0, what));
     if (g->nodes[x].ndim != 3)
@@ -362,12 +400,16 @@ VAE_API vae_status vae_layer_conv2d(vae_graph *g, int x, int filters, int kernel
                                     vae_padding padding, vae_activation act, const char *name,
                                     int *out)
 {
-    TRANSACTION(g, build_conv_layer(g, 0, x, filters, kernel, stride, padding, act, name, out));
+    outputs o = {0};
+    TRANSACTION(g, o, build_conv_layer(g, 0, x, filters, kernel, stride, padding, act, name,
+                                       slot(&o, 0, out)));
 }
 
 VAE_API vae_status vae_layer_conv2d_transpose(vae_graph *g, int x, int filters, int kernel,
                                               int stride, vae_padding padding, vae_activation act,
                                               const char *name, int *out)
 {
-    TRANSACTION(g, build_conv_layer(g, 1, x, filters, kernel, stride, padding, act, name, out));
+    outputs o = {0};
+    TRANSACTION(g, o, build_conv_layer(g, 1, x, filters, kernel, stride, padding, act, name,
+                                       slot(&o, 0, out)));
 }

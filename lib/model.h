@@ -176,6 +176,7 @@ void vae__optimizer_update(vae_optimizer *opt, float *params, float *grad, float
 void vae__optimizer_probe(vae_optimizer *opt, float *params, float *grad, float scale,
                           int64_t lo, int64_t hi, update_stats *st);
 int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double grad_max);
+int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option option);
 /* Fails unless value is valid for option, as vae_optimizer_set checks it. */
 vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,
                                       double value, const char *what);

@@ -489,13 +489,13 @@ static vae_status read_graph(rbuf *r, const char *path, size_t file_len, vae_gra
             s = vae__fail(VAE_ERR_FORMAT, "%s: parameter node %d is larger than the file", path, id);
             break;
         }
-        if ((s = replay(g, &sn, &made)) != VAE_OK) {
+        if ((s = replay(g, &sn, &made)) != VAE_OK && s != VAE_ERR_NO_MEMORY) {
             char why[512];
             snprintf(why, sizeof why, "%s", vae_last_error());
             s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not fit its inputs: %s", path, id,
                           vae__ops[sn.n.op]->name, why);
         }
-        else if (made != id || !same_shape(&g->nodes[id], &sn.n))
+        else if (s == VAE_OK && (made != id || !same_shape(&g->nodes[id], &sn.n)))
             s = vae__fail(VAE_ERR_FORMAT, "%s: node %d (%s) does not match its stored shape",
                           path, id, vae__ops[sn.n.op]->name);
     }
@@ -550,8 +550,7 @@ static vae_status read_settings(rbuf *r, const char *path, uint32_t version, vae
         return vae__fail(VAE_ERR_FORMAT, "%s: %u optimizer settings", path, count);
     for (uint32_t i = 0; i < count && !r->short_read; i++) {
         double v = get_f64(r);
-        if (i >= OPTIMIZER_SETTINGS ||
-            vae_optimizer_get(o, (vae_optimizer_option)i, &(double){0}) != VAE_OK)
+        if (i >= OPTIMIZER_SETTINGS || !vae__optimizer_has_option(o->kind, (vae_optimizer_option)i))
             continue;
         if (vae__optimizer_check_value(o, (vae_optimizer_option)i, v, path) != VAE_OK)
             return VAE_ERR_FORMAT; /* the message names the setting and its range */
@@ -645,12 +644,11 @@ static vae_status read_history(rbuf *r, const char *path, history *h)
         char *name;
         vae_status s;
         VAE_TRY(get_string(r, path, NAME_MAX_BYTES, &name));
-        if (vae__history_set(h, 1, name, NAN, path) != VAE_OK || h->n_cols != (int)c + 1) {
+        s = vae__history_set(h, 1, name, NAN, path);
+        if ((s == VAE_OK && h->n_cols != (int)c + 1) || (s != VAE_OK && s != VAE_ERR_NO_MEMORY))
             s = vae__fail(VAE_ERR_FORMAT, "%s: bad or repeated history column '%s'", path, name);
-            free(name);
-            return s;
-        }
         free(name);
+        VAE_TRY(s);
         VAE_TRY(vae__history_reserve(h, (int)rows));
         get_floats_f64(r, h->cols[c], rows);
     }
@@ -668,7 +666,8 @@ static vae_status read_metadata(rbuf *r, const char *path, metadata *md)
         vae_status s = get_string(r, path, NAME_MAX_BYTES, &key);
         if (s == VAE_OK)
             s = get_string(r, path, METADATA_MAX_VALUE, &value);
-        if (s == VAE_OK && vae__metadata_set(md, key, value, strlen(value), path) != VAE_OK)
+        if (s == VAE_OK && (s = vae__metadata_set(md, key, value, strlen(value), path)) != VAE_OK &&
+            s != VAE_ERR_NO_MEMORY)
             s = vae__fail(VAE_ERR_FORMAT, "%s: bad metadata key '%s'", path, key);
         if (s == VAE_OK && md->count != (int)i + 1)
             s = vae__fail(VAE_ERR_FORMAT, "%s: metadata key '%s' repeated", path, key);

@@ -36,6 +36,7 @@ VAE_API vae_status vae_op_sample_normal(vae_graph *g, int mu, int logvar, int *o
 {
     node noise;
     int in[3] = {mu, logvar, -1};
+    vae_status s;
     VAE_TRY(vae__graph_expect_same(g, mu, logvar, 0, "vae_op_sample_normal"));
     if (!out)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_op_sample_normal: out is NULL");
@@ -44,7 +45,9 @@ VAE_API vae_status vae_op_sample_normal(vae_graph *g, int mu, int logvar, int *o
     noise.n_in = 0;
     noise.needs_grad = 0;
     VAE_TRY(vae__graph_add_raw(g, &noise, NULL, &in[2]));
-    return vae__graph_add_like(g, OP_SAMPLE_NORMAL, mu, 3, in, out);
+    if ((s = vae__graph_add_like(g, OP_SAMPLE_NORMAL, mu, 3, in, out)) != VAE_OK)
+        vae__graph_rollback(g, in[2], g->n_params); /* both nodes or neither */
+    return s;
 }
 
 /* Per row: sum softplus(l) - t * l, the BCE of sigmoid(l) against t.

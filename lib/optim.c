@@ -71,7 +71,7 @@ VAE_API void vae_optimizer_free(vae_optimizer *o)
 }
 
 /* Which options each kind has: setting another is an error, not a no-op. */
-static int has_option(vae_optimizer_kind kind, vae_optimizer_option option)
+int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option option)
 {
     switch (option) {
     case VAE_OPT_LEARNING_RATE:
@@ -95,7 +95,7 @@ static vae_status check_option(const vae_optimizer *o, vae_optimizer_option opti
         return vae__fail(VAE_ERR_ARGUMENT, "%s: optimizer is NULL", what);
     if ((int)option < 0 || (int)option >= OPTIMIZER_SETTINGS)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: unknown option %d", what, (int)option);
-    if (!has_option(o->kind, option))
+    if (!vae__optimizer_has_option(o->kind, option))
         return vae__fail(VAE_ERR_ARGUMENT, "%s: %s has no %s option", what, kind_names[o->kind],
                          option_names[option]);
     return VAE_OK;

@@ -47,8 +47,8 @@ VAE_API vae_status vae_tensor_from_host(vae_tensor **out, int ndim, const int64_
                                         const float *data)
 {
     vae_tensor *t;
-    if (!data)
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_tensor_from_host: data is NULL");
+    if (!data || !out)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_tensor_from_host: NULL argument");
     VAE_TRY(vae_tensor_create(&t, ndim, dims));
     memcpy(t->data, data, (size_t)t->count * sizeof(float));
     *out = t;

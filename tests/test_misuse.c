@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -494,6 +495,76 @@ START_TEST(test_learned_logvar_start)
 }
 END_TEST
 
+/* Review findings: outputs of a failing layer stay as they were; names
+   longer than a model file holds are refused, not cut; a full history
+   stops training before it starts rather than saving an unloadable file;
+   a successful load leaves the last error alone; truncating a data set
+   narrows its value range. */
+START_TEST(test_review_findings)
+{
+    const char *path = "test_misuse_review.vae";
+    vae_graph *g = NULL;
+    vae_model *m = small_vae(), *l = NULL;
+    vae_optimizer *opt = NULL, *r = NULL;
+    vae_dataset *data = make_data(1.0f);
+    char long_name[300], column[16];
+    int x, h, mu = -7, lv = -7, ctx = -7, nodes, dims[1] = {IN};
+    float *v = malloc(sizeof(float) * ROWS * IN);
+    vae_tensor *t = NULL;
+    int64_t td[2] = {1, 1};
+
+    ck_assert_int_eq(vae_graph_create(&g, 1), VAE_OK);
+    ck_assert_int_eq(vae_graph_input(g, "x", 1, dims, &x), VAE_OK);
+    ck_assert_int_eq(vae_layer_dense(g, x, 4, VAE_ACT_RELU, "h", &h), VAE_OK);
+    nodes = vae_graph_node_count(g);
+    ck_assert_int_eq(vae_layer_gaussian_mlp(g, h, 0, VAE_ACT_NONE, 2, 1 << 25, "q", &mu, &lv, &ctx),
+                     VAE_ERR_ARGUMENT);
+    ck_assert(mu == -7 && lv == -7 && ctx == -7);
+    ck_assert_int_eq(vae_graph_node_count(g), nodes);
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    ck_assert_int_eq(vae_layer_dense(g, h, 3, VAE_ACT_NONE, long_name, &mu), VAE_ERR_ARGUMENT);
+    expect_message("longer than 255 bytes");
+    long_name[256] = '\0';
+    ck_assert_int_eq(vae_graph_input(g, long_name, 1, dims, &mu), VAE_ERR_ARGUMENT);
+    long_name[255] = '\0';
+    ck_assert_int_eq(vae_graph_input(g, long_name, 1, dims, &mu), VAE_OK);
+    ck_assert_int_eq(vae_tensor_from_host(NULL, 2, td, v), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_tensor_from_host(&t, 2, td, NULL), VAE_ERR_ARGUMENT);
+    vae_graph_free(g);
+
+    for (int c = 0; c < 64; c++) {
+        snprintf(column, sizeof column, "c%d", c);
+        ck_assert_int_eq(vae_model_history_set(m, 1, column, c), VAE_OK);
+    }
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_model_train_epoch(m, opt, data, 10, NULL, NULL, NULL, NULL), VAE_ERR_STATE);
+    expect_message("most it holds");
+    ck_assert_int_eq(vae_optimizer_steps(opt), 0);
+    ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_get(opt, VAE_OPT_RHO, &(double){0}), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_load(&l, path), VAE_OK); /* an SGD state: reads no rho */
+    expect_message("sgd has no rho option");
+    ck_assert_int_eq(vae_model_history_columns(l), 64);
+    ck_assert_int_eq(vae_optimizer_restore(&r, l), VAE_OK);
+    vae_dataset_free(data);
+
+    tu_random(v, ROWS * IN, 11, 0.0f, 1.0f);
+    v[ROWS * IN - 1] = 3.0f; /* the last row only */
+    ck_assert_int_eq(vae_dataset_from_f32(&data, ROWS, 1, dims, v, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_evaluate(l, data, &(double){0}), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_truncate(data, ROWS - 1), VAE_OK);
+    ck_assert_int_eq(vae_model_evaluate(l, data, &(double){0}), VAE_OK);
+    remove(path);
+    free(v);
+    vae_dataset_free(data);
+    vae_optimizer_free(opt);
+    vae_optimizer_free(r);
+    vae_model_free(m);
+    vae_model_free(l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("misuse");
@@ -511,6 +582,7 @@ int main(void)
     tcase_add_test(tc, test_metadata);
     tcase_add_test(tc, test_outputs_untouched_on_failure);
     tcase_add_test(tc, test_learned_logvar_start);
+    tcase_add_test(tc, test_review_findings);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
