@@ -4,12 +4,16 @@
 #include "app.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_EPOCHS 10000
+/* The most epochs a model's history records. */
+#define MAX_EPOCHS 1000000
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 struct app_run {
     const app *app;
@@ -20,16 +24,18 @@ struct app_run {
     int channels, height, width; /* of one image */
     int64_t pixels;
     char path[4096];
-    int epochs_done;             /* metrics so far, one per epoch */
-    double *train_loss, *test_loss;
-    double best_test;
-    char *kept_rows; /* metrics.csv rows of the epochs before a resume */
+    double best_test; /* the test loss of the best.vae in --out */
 };
 
-/* Prints the library's error for a failed call and returns 1. */
+/* Prints the library's error for a failed call and returns 1.  `what` is
+   left out when the message names it already (as it names a file). */
 static int fail(const app_run *r, const char *what, vae_status s)
 {
-    fprintf(stderr, "%s: %s: %s (%s)\n", r->app->name, what, vae_last_error(), vae_strerror(s));
+    const char *msg = vae_last_error();
+    if (strstr(msg, what))
+        fprintf(stderr, "%s: %s (%s)\n", r->app->name, msg, vae_strerror(s));
+    else
+        fprintf(stderr, "%s: %s: %s (%s)\n", r->app->name, what, msg, vae_strerror(s));
     return 1;
 }
 
@@ -39,6 +45,36 @@ static int fail(const app_run *r, const char *what, vae_status s)
         if (call_s_ != VAE_OK)                   \
             return fail((r), (what), call_s_);   \
     } while (0)
+
+static void say(const app_run *r, const char *prefix, const char *format, va_list ap)
+{
+    fprintf(stderr, "%s: %s", r->app->name, prefix);
+    vfprintf(stderr, format, ap);
+    fprintf(stderr, "\n");
+}
+
+/* A command line that cannot work: says why and returns 2, the exit
+   status of a usage error. */
+static int usage_error(const app_run *r, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const app_run *r, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    say(r, "", format, ap);
+    va_end(ap);
+    return 2;
+}
+
+/* Something the program chose for the user, on stderr. */
+static void note(const app_run *r, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void note(const app_run *r, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    say(r, "note: ", format, ap);
+    va_end(ap);
+}
 
 static const char *out_path(app_run *r, const char *file)
 {
@@ -80,28 +116,57 @@ static int load_idx(app_run *r)
            load_split(r, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &r->test);
 }
 
-/* Images are (H, W) or (C, H, W) rows. */
-static int learn_image_shape(app_run *r)
+/* Images are (H, W) or (C, H, W) rows of one size: the size the model
+   takes when there is a model already, else the shape to build for. */
+static int check_images(app_run *r)
 {
     int dims[VAE_MAX_ROW_DIMS], nd = vae_dataset_row_dims(r->train, dims);
-    r->channels = nd == 3 ? dims[0] : 1;
-    r->height = dims[nd - 2 >= 0 ? nd - 2 : 0];
-    r->width = dims[nd - 1];
-    r->pixels = vae_dataset_row_size(r->train);
-    if (nd < 2 || vae_dataset_row_size(r->test) != r->pixels) {
+    int64_t size = vae_dataset_row_size(r->train);
+    if (nd < 2 || vae_dataset_row_size(r->test) != size) {
         fprintf(stderr, "%s: the data are not images of one size\n", r->app->name);
         return 1;
     }
+    if (r->model && size != r->pixels) {
+        fprintf(stderr, "%s: the model takes %lld values per image, the data have %lld\n",
+                r->app->name, (long long)r->pixels, (long long)size);
+        return 1;
+    }
+    r->channels = nd == 3 ? dims[0] : 1;
+    r->height = dims[nd - 2];
+    r->width = dims[nd - 1];
+    r->pixels = size;
     return 0;
 }
 
 static int load_data(app_run *r)
 {
     int rc = r->app->load ? r->app->load(&r->opt, &r->train, &r->test) : load_idx(r);
-    if (rc || learn_image_shape(r))
+    if (rc || check_images(r))
         return 1;
     if (r->opt.limit > 0 && r->opt.limit < vae_dataset_count(r->train))
         CALL(r, "--limit", vae_dataset_truncate(r->train, r->opt.limit));
+    return 0;
+}
+
+/* A batch larger than the training set would plan memory, and spend time,
+   for rows that never come: one batch of the whole set does the same. */
+static void clamp_batch(app_run *r)
+{
+    int64_t n = vae_dataset_count(r->train);
+    if (n >= 1 && r->opt.batch > n) {
+        note(r, "batch size %d is more than the %lld training images: batches of %lld instead",
+             r->opt.batch, (long long)n, (long long)n);
+        r->opt.batch = (int)n;
+    }
+}
+
+/* Memory for the training batch, and for evaluating 256 rows at a time
+   (or the whole training set, if smaller). */
+static int plan_memory(app_run *r)
+{
+    int64_t n = vae_dataset_count(r->train);
+    int rows = n < 256 ? (int)n : 256;
+    CALL(r, "batch", vae_model_set_max_batch(r->model, r->opt.batch > rows ? r->opt.batch : rows));
     return 0;
 }
 
@@ -162,45 +227,208 @@ static int build_model(app_run *r)
     return 0;
 }
 
-/* ---- metrics ---- */
-
-/* Reads the rows of metrics.csv up to the resumed epoch, so that the loss
-   curve and the best model carry on from the interrupted run. */
-static void read_metrics(app_run *r, int upto)
+/* The image shape a loaded model takes, from its input node. */
+static void model_shape(app_run *r)
 {
-    FILE *f = fopen(out_path(r, "metrics.csv"), "r");
-    char line[512];
-    size_t used = 0;
-    if (!f || !(r->kept_rows = calloc((size_t)upto + 1, sizeof line))) {
-        if (f)
-            fclose(f);
-        return;
-    }
-    while (fgets(line, sizeof line, f)) {
-        int epoch;
-        double seconds, ips, train, test;
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf", &epoch, &seconds, &ips, &train, &test) == 5 &&
-            epoch >= 1 && epoch <= upto && used + strlen(line) < (size_t)(upto + 1) * sizeof line) {
-            r->train_loss[epoch - 1] = train;
-            r->test_loss[epoch - 1] = test;
-            if (test < r->best_test)
-                r->best_test = test;
-            strcpy(r->kept_rows + used, line);
-            used += strlen(line);
-        }
-    }
-    fclose(f);
+    const vae_graph *g = vae_model_graph(r->model);
+    int dims[VAE_MAX_ROW_DIMS], nd = vae_graph_node_dims(g, vae_graph_role(g, VAE_ROLE_INPUT), dims);
+    r->pixels = vae_model_input_size(r->model);
+    r->channels = nd == 3 ? dims[0] : 1;
+    r->height = nd >= 2 ? dims[nd - 2] : 1;
+    r->width = dims[nd - 1];
 }
 
-static int write_metrics_header(app_run *r)
+/* ---- settings kept in the model file ----
+   The flags a model was built with are kept in its metadata as
+   "app.<flag>", in the flag's own syntax, so that --resume and --load
+   can hold the command line against them and take the rest from the
+   file. */
+
+/* What shapes the network: the seed too, since it draws the initial
+   weights and the noise. */
+static const char *const net_flags[] = {"hidden",     "latent",     "loss", "seed",
+                                        "flow-steps", "iaf-hidden", "size"};
+/* What a resumed run goes on with unless told otherwise. */
+static const char *const run_flags[] = {"optimizer", "epochs", "batch"};
+
+/* --size is a setting only of the programs that take it. */
+static int has_flag(const app_run *r, const char *flag)
+{
+    return strcmp(flag, "size") != 0 || r->opt.size > 0;
+}
+
+static const char *saved_setting(const app_run *r, const char *flag)
+{
+    char key[32];
+    snprintf(key, sizeof key, "app.%s", flag);
+    return vae_model_metadata(r->model, key);
+}
+
+static int save_setting(app_run *r, const char *flag)
+{
+    char key[32], text[256];
+    snprintf(key, sizeof key, "app.%s", flag);
+    ex_option_text(&r->opt, flag, text, sizeof text);
+    CALL(r, "model metadata", vae_model_set_metadata(r->model, key, text));
+    return 0;
+}
+
+/* The run's settings and, for a model built here, the network's. */
+static int save_settings(app_run *r, int built)
+{
+    for (size_t i = 0; built && i < COUNT(net_flags); i++)
+        if (has_flag(r, net_flags[i]) && save_setting(r, net_flags[i]))
+            return 1;
+    for (size_t i = 0; i < COUNT(run_flags); i++)
+        if (save_setting(r, run_flags[i]))
+            return 1;
+    return 0;
+}
+
+/* FILE's value of --flag (text; NULL: unknown) against the command line:
+   a flag not given takes it, a flag given must equal it. */
+static int match(app_run *r, const char *file, const char *flag, const char *saved)
+{
+    char mine[256];
+    if (!saved)
+        return 0;
+    if (!ex_flag_given(&r->opt, flag))
+        return ex_set_option(&r->opt, flag, saved) ? 1 : 0;
+    ex_option_text(&r->opt, flag, mine, sizeof mine);
+    if (strcmp(mine, saved) == 0)
+        return 0;
+    return usage_error(r, "--%s %s, but %s was made with --%s %s", flag, mine, file, flag, saved);
+}
+
+/* What the model itself tells, whatever version saved it: its latent
+   size, its image size and, with a training state, its optimizer. */
+static int match_model(app_run *r, const char *file)
+{
+    ex_options model = r->opt;
+    char text[64];
+    int rc;
+    snprintf(text, sizeof text, "%d", vae_model_latent_size(r->model));
+    if ((rc = match(r, file, "latent", text)) != 0)
+        return rc;
+    snprintf(text, sizeof text, "%d", r->height);
+    if (r->opt.size > 0 && (rc = match(r, file, "size", text)) != 0)
+        return rc;
+    if (!r->optimizer || vae_optimizer_get_kind(r->optimizer, &model.optimizer) != VAE_OK)
+        return 0;
+    ex_option_text(&model, "optimizer", text, sizeof text);
+    return match(r, file, "optimizer", text);
+}
+
+/* The command line against everything FILE tells of its network.  Files
+   from before 0.3 keep no settings: what the model tells is checked, the
+   rest is taken as given, with a note. */
+static int match_file(app_run *r, const char *file)
+{
+    char unchecked[256] = "";
+    int rc = match_model(r, file);
+    for (size_t i = 0; rc == 0 && i < COUNT(net_flags); i++) {
+        const char *flag = net_flags[i];
+        if (!has_flag(r, flag))
+            continue;
+        if (saved_setting(r, flag))
+            rc = match(r, file, flag, saved_setting(r, flag));
+        else if (ex_flag_given(&r->opt, flag) && strcmp(flag, "latent") && strcmp(flag, "size"))
+            snprintf(unchecked + strlen(unchecked), sizeof unchecked - strlen(unchecked),
+                     " --%s", flag);
+    }
+    if (rc == 0 && !saved_setting(r, "latent"))
+        note(r, "%s keeps no network settings (an older version saved it)%s%s", file,
+             unchecked[0] ? "; not checked:" : "", unchecked);
+    return rc;
+}
+
+/* --resume: the epochs to reach, the batch size and the learning rate,
+   each from the command line or else from FILE. */
+static int resume_settings(app_run *r, const char *file)
+{
+    int done = vae_model_epoch(r->model), batch = vae_model_epoch_batch(r->model), rc;
+    double lr;
+    if (!ex_flag_given(&r->opt, "epochs") &&
+        (rc = match(r, file, "epochs", saved_setting(r, "epochs"))) != 0)
+        return rc;
+    if (r->opt.epochs <= done)
+        return usage_error(r, "%s has %d epoch%s done and --epochs is %d: ask for more to "
+                           "train on (--load FILE draws it without training)", file, done,
+                           done == 1 ? "" : "s", r->opt.epochs);
+    if (batch > 0 && ex_flag_given(&r->opt, "batch") && r->opt.batch != batch)
+        return usage_error(r, "--batch %d, but %s stopped inside epoch %d, which must finish "
+                           "with batches of %d", r->opt.batch, file, done + 1, batch);
+    if (batch > 0) /* the position counts batches of this size */
+        r->opt.batch = batch;
+    else if (!ex_flag_given(&r->opt, "batch") &&
+             (rc = match(r, file, "batch", saved_setting(r, "batch"))) != 0)
+        return rc;
+    CALL(r, "optimizer", vae_optimizer_get(r->optimizer, VAE_OPT_LEARNING_RATE, &lr));
+    if (!ex_flag_given(&r->opt, "lr") || r->opt.lr == lr) {
+        r->opt.lr = lr;
+        return 0;
+    }
+    printf("learning rate %g from here on (it was %g)\n", r->opt.lr, lr);
+    CALL(r, "--lr", vae_optimizer_set(r->optimizer, VAE_OPT_LEARNING_RATE, r->opt.lr));
+    return 0;
+}
+
+/* --resume FILE or --load FILE: the model (and to resume, its optimizer),
+   then the command line against what FILE holds. */
+static int open_model(app_run *r)
+{
+    const char *file = r->opt.resume ? r->opt.resume : r->opt.load;
+    int rc;
+    CALL(r, file, vae_model_load(&r->model, file));
+    if (r->opt.resume)
+        CALL(r, file, vae_optimizer_restore(&r->optimizer, r->model));
+    model_shape(r);
+    if ((rc = match_file(r, file)) != 0)
+        return rc;
+    if (r->opt.resume)
+        return resume_settings(r, file);
+    /* evaluating in batches of the size it trained with gives the same
+       numbers as the training run */
+    return match(r, file, "batch", saved_setting(r, "batch"));
+}
+
+/* ---- metrics: the model's history ---- */
+
+/* The history columns behind metrics.csv after its epoch column (the
+   library records train_nelbo itself), and their decimals. */
+static const struct {
+    const char *column;
+    int decimals;
+} metric_columns[] = {{"seconds", 3},   {"images_per_sec", 0},   {"train_nelbo", 4},
+                      {"test_loss", 4}, {"test_bits_per_dim", 5}};
+
+/* The whole history, so that a run resumed into another --out has it
+   all.  Epochs with no value (saved by a version without a history) are
+   left out; a missing value is an empty field. */
+static int write_metrics(app_run *r)
 {
     FILE *f = fopen(out_path(r, "metrics.csv"), "w");
     if (!f) {
         perror(r->path);
         return 1;
     }
-    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim\n%s",
-            r->kept_rows ? r->kept_rows : "");
+    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim\n");
+    for (int e = 1; e <= vae_model_history_epochs(r->model); e++) {
+        char row[256];
+        size_t len = (size_t)snprintf(row, sizeof row, "%d", e);
+        int any = 0;
+        for (size_t i = 0; i < COUNT(metric_columns); i++) {
+            double v = vae_model_history_get(r->model, e, metric_columns[i].column);
+            any |= isfinite(v);
+            if (isfinite(v))
+                len += (size_t)snprintf(row + len, sizeof row - len, ",%.*f",
+                                        metric_columns[i].decimals, v);
+            else
+                len += (size_t)snprintf(row + len, sizeof row - len, ",");
+        }
+        if (any)
+            fprintf(f, "%s\n", row);
+    }
     return fclose(f) != 0;
 }
 
@@ -210,16 +438,34 @@ static double bits_per_dim(const app_run *r, double nats)
     return nats / ((double)r->pixels * log(2.0));
 }
 
-static int append_metrics(app_run *r, int epoch, double seconds, double ips)
+static int record_epoch(app_run *r, int epoch, double seconds, double ips, double test_loss)
 {
-    FILE *f = fopen(out_path(r, "metrics.csv"), "a");
-    if (!f) {
-        perror(r->path);
-        return 1;
+    CALL(r, "history", vae_model_history_set(r->model, epoch, "seconds", seconds));
+    CALL(r, "history", vae_model_history_set(r->model, epoch, "images_per_sec", ips));
+    CALL(r, "history", vae_model_history_set(r->model, epoch, "test_loss", test_loss));
+    CALL(r, "history", vae_model_history_set(r->model, epoch, "test_bits_per_dim",
+                                             bits_per_dim(r, test_loss)));
+    CALL(r, "model metadata", vae_model_set_metadata(r->model, "app.epoch_seconds", NULL));
+    return 0;
+}
+
+/* The test loss of the best.vae in --out, from the history.  Without a
+   best.vae there (a run resumed into another --out), best.vae will be the
+   best of the epochs trained from here. */
+static void find_best(app_run *r)
+{
+    r->best_test = INFINITY;
+    if (access(out_path(r, "best.vae"), F_OK) != 0) {
+        if (vae_model_epoch(r->model) > 0)
+            note(r, "%s has no best.vae: it will hold the best of the epochs trained from here",
+                 r->opt.out_dir);
+        return;
     }
-    fprintf(f, "%d,%.3f,%.0f,%.4f,%.4f,%.5f\n", epoch, seconds, ips, r->train_loss[epoch - 1],
-            r->test_loss[epoch - 1], bits_per_dim(r, r->test_loss[epoch - 1]));
-    return fclose(f) != 0;
+    for (int e = 1; e <= vae_model_history_epochs(r->model); e++) {
+        double loss = vae_model_history_get(r->model, e, "test_loss");
+        if (loss < r->best_test) /* false for NaN */
+            r->best_test = loss;
+    }
 }
 
 /* ---- pictures ---- */
@@ -389,15 +635,31 @@ static double normal_quantile(double p)
 /* Keras book's R2 figure: normal quantiles of linspace(0.05, 0.95, n). */
 static double quantile_axis(int i, int n) { return normal_quantile(0.05 + 0.9 * i / (n - 1)); }
 
+/* loss.png from the history; epochs without a value (NaN) are left out. */
+static int draw_losses(app_run *r)
+{
+    int n = vae_model_history_epochs(r->model), any = 0, rc = 0;
+    double *v = n > 0 ? malloc(sizeof(double) * 3 * (size_t)n) : NULL;
+    if (n > 0 && !v) {
+        fprintf(stderr, "%s: out of memory for loss.png\n", r->app->name);
+        return 1;
+    }
+    for (int e = 0; e < n; e++) {
+        v[e] = e + 1;
+        v[n + e] = vae_model_history_get(r->model, e + 1, "train_nelbo");
+        v[2 * n + e] = vae_model_history_get(r->model, e + 1, "test_loss");
+        any |= isfinite(v[n + e]) || isfinite(v[2 * n + e]);
+    }
+    if (any)
+        rc = ex_plot_losses(out_path(r, "loss.png"), n, v, v + n, v + 2 * n,
+                            "negative ELBO per image");
+    free(v);
+    return rc;
+}
+
 static int draw_all(app_run *r)
 {
-    double epochs[MAX_EPOCHS];
-    int rc = 0;
-    for (int e = 0; e < r->epochs_done; e++)
-        epochs[e] = e + 1;
-    if (r->epochs_done > 0)
-        rc |= ex_plot_losses(out_path(r, "loss.png"), r->epochs_done, epochs, r->train_loss,
-                             r->test_loss, "negative ELBO per image");
+    int rc = draw_losses(r);
     rc |= draw_reconstructions(r, "reconstructions.png");
     rc |= draw_samples(r);
     rc |= write_latents(r);
@@ -411,12 +673,77 @@ static int draw_all(app_run *r)
     return rc;
 }
 
+/* ---- stopping on a signal ----
+   The first SIGINT or SIGTERM during training lets the batch under way
+   finish (or the epoch's evaluation and saving), saves last.vae with its
+   place in the epoch and exits with 128 + the signal's number.  The
+   library's progress callback is where training hears of it. */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    static const char msg[] = "\nstopping at the next safe point (signal again to quit at once)\n";
+    ssize_t ignored;
+    if (stop_signal) {
+        /* the second one ends the program as if it were not caught */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+    ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* file writes go on as if nothing happened */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static const char *signal_name(void) { return stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+/* Says where training stopped and returns the exit status, 130 or 143. */
+static int report_stop(app_run *r)
+{
+    int done = vae_model_epoch(r->model), pos = vae_model_epoch_position(r->model);
+    int64_t batches = (vae_dataset_count(r->train) + r->opt.batch - 1) / r->opt.batch;
+    char where[96];
+    if (pos > 0)
+        snprintf(where, sizeof where, "in epoch %d after batch %d of %lld", done + 1, pos,
+                 (long long)batches);
+    else
+        snprintf(where, sizeof where, "after epoch %d", done);
+    out_path(r, "last.vae");
+    fprintf(stderr, "%s: %s: stopped %s and saved %s; continue with --resume %s\n", r->app->name,
+            signal_name(), where, r->path, r->path);
+    return 128 + stop_signal;
+}
+
+/* A signal stopped the epoch: last.vae keeps the place in it and the
+   seconds spent so far, which the resumed run adds to its own. */
+static int save_stopped(app_run *r, double seconds)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.17g", seconds);
+    CALL(r, "model metadata", vae_model_set_metadata(r->model, "app.epoch_seconds", text));
+    CALL(r, "saving", vae_model_save(r->model, r->optimizer, out_path(r, "last.vae")));
+    return report_stop(r);
+}
+
 /* ---- training ---- */
 
 typedef struct progress_state {
     ex_progress bar;
     double start;
     int batch_size;
+    int first; /* batches of the epoch done before (by a stopped run) */
 } progress_state;
 
 static int on_batch(void *user, int batch, int batches, float loss)
@@ -424,23 +751,24 @@ static int on_batch(void *user, int batch, int batches, float loss)
     progress_state *p = user;
     double elapsed = ex_now() - p->start;
     (void)batches;
-    ex_progress_update(&p->bar, batch, loss, elapsed > 0 ? batch * (double)p->batch_size / elapsed : 0);
-    return 0;
+    ex_progress_update(&p->bar, batch, loss,
+                       elapsed > 0 ? (batch - p->first) * (double)p->batch_size / elapsed : 0);
+    return stop_signal != 0;
 }
 
-/* Metrics, the last model, the best model and per-epoch pictures. */
+/* Evaluation, the history, metrics.csv, the last model, the best model
+   and per-epoch pictures. */
 static int end_epoch(app_run *r, int epoch, double seconds, double train_loss)
 {
     double test_loss, ips = (double)vae_dataset_count(r->train) / seconds;
     char file[64];
     CALL(r, "evaluating", vae_model_evaluate(r->model, r->test, &test_loss));
-    r->train_loss[epoch - 1] = train_loss;
-    r->test_loss[epoch - 1] = test_loss;
-    r->epochs_done = epoch;
+    if (record_epoch(r, epoch, seconds, ips, test_loss))
+        return 1;
     printf("epoch %d/%d  %.2f s  %.0f images/s  train %.3f  test %.3f nats\n", epoch,
            r->opt.epochs, seconds, ips, train_loss, test_loss);
     fflush(stdout);
-    if (append_metrics(r, epoch, seconds, ips))
+    if (write_metrics(r))
         return 1;
     CALL(r, "saving", vae_model_save(r->model, r->optimizer, out_path(r, "last.vae")));
     if (test_loss < r->best_test) {
@@ -451,24 +779,51 @@ static int end_epoch(app_run *r, int epoch, double seconds, double train_loss)
     return r->app->recon_every_epoch ? draw_reconstructions(r, file) : 0;
 }
 
-static int train(app_run *r)
+/* Seconds a stopped run spent on the epoch under way. */
+static double seconds_before(const app_run *r)
+{
+    const char *s = vae_model_metadata(r->model, "app.epoch_seconds");
+    return s && vae_model_epoch_position(r->model) > 0 ? strtod(s, NULL) : 0.0;
+}
+
+/* One epoch, or the rest of one.  Returns 0, 1 after an error, or the
+   exit status after a signal. */
+static int train_epoch(app_run *r, int epoch)
 {
     const ex_options *o = &r->opt;
     int batches = (int)((vae_dataset_count(r->train) + o->batch - 1) / o->batch);
-    for (int epoch = vae_model_epoch(r->model) + 1; epoch <= o->epochs; epoch++) {
-        progress_state p = {.batch_size = o->batch};
-        double obj, train_loss, seconds;
-        vae_status s;
-        ex_progress_begin(&p.bar, epoch, o->epochs, batches);
-        p.start = ex_now();
-        s = vae_model_train_epoch(r->model, r->optimizer, r->train, o->batch, on_batch, &p, &obj,
-                                  &train_loss);
-        seconds = ex_now() - p.start;
-        ex_progress_end(&p.bar);
-        if (s != VAE_OK)
-            return fail(r, "training (the last saved model is kept)", s);
-        if (end_epoch(r, epoch, seconds, train_loss))
-            return 1;
+    progress_state p = {.batch_size = o->batch, .first = vae_model_epoch_position(r->model)};
+    double obj, train_loss, seconds = seconds_before(r);
+    vae_status s;
+    ex_progress_begin(&p.bar, epoch, o->epochs, batches);
+    p.start = ex_now();
+    s = vae_model_train_epoch(r->model, r->optimizer, r->train, o->batch, on_batch, &p, &obj,
+                              &train_loss);
+    seconds += ex_now() - p.start;
+    ex_progress_end(&p.bar);
+    if (s == VAE_ERR_STOPPED)
+        return save_stopped(r, seconds);
+    if (s != VAE_OK)
+        return fail(r, "training (the last saved model is kept)", s);
+    return end_epoch(r, epoch, seconds, train_loss);
+}
+
+/* From where the model is up to --epochs, with metrics.csv written from
+   the start (a resumed run's history included). */
+static int train(app_run *r)
+{
+    find_best(r);
+    if (save_settings(r, r->opt.resume == NULL) || write_metrics(r))
+        return 1;
+    catch_stop_signals();
+    for (int epoch = vae_model_epoch(r->model) + 1; epoch <= r->opt.epochs; epoch++) {
+        int rc = train_epoch(r, epoch);
+        /* a signal during the evaluation or saving; after the last epoch
+           it is the end of training that stops (see run_app) */
+        if (rc == 0 && stop_signal && epoch < r->opt.epochs)
+            rc = report_stop(r);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -488,24 +843,28 @@ static int on_eval_batch(void *user, int done, int count, float nll)
                 (double)nll, now - p->start);
         p->last_print = now;
     }
-    return 0;
+    return stop_signal != 0;
 }
 
 /* --eval-iw K: log p(x) of the test set (or its first --eval-limit images)
-   with K importance samples, to eval.csv. */
+   with K importance samples, to eval.csv.  A signal stops it quietly. */
 static int evaluate_iw(app_run *r)
 {
     const ex_options *o = &r->opt;
     eval_progress p = {.start = ex_now(), .last_print = ex_now()};
     double log_px;
+    vae_status s;
     FILE *f;
     if (o->eval_limit > 0 && o->eval_limit < vae_dataset_count(r->test))
         CALL(r, "--eval-limit", vae_dataset_truncate(r->test, o->eval_limit));
     printf("importance-weighted log p(x): %lld test images, %d samples each\n",
            (long long)vae_dataset_count(r->test), o->eval_iw);
     fflush(stdout);
-    CALL(r, "--eval-iw", vae_model_log_likelihood(r->model, r->test, o->eval_iw, o->seed,
-                                                  on_eval_batch, &p, &log_px, NULL));
+    s = vae_model_log_likelihood(r->model, r->test, o->eval_iw, o->seed, on_eval_batch, &p,
+                                 &log_px, NULL);
+    if (s == VAE_ERR_STOPPED && stop_signal)
+        return 0;
+    CALL(r, "--eval-iw", s);
     printf("log p(x) >= %.3f nats per image (k = %d), %.4f bits per dimension, %.0f s\n", log_px,
            o->eval_iw, bits_per_dim(r, -log_px), ex_now() - p.start);
     if (!(f = fopen(out_path(r, "eval.csv"), "w"))) {
@@ -533,61 +892,78 @@ static int decode_point(app_run *r)
     return 0;
 }
 
-/* The loaded model's image shape, from its input node. */
-static int shape_from_model(app_run *r)
+/* Flags that need another flag, or that the mode cannot use, are errors
+   rather than flags quietly ignored. */
+static int check_flags(const app_run *r)
 {
-    const vae_graph *g = vae_model_graph(r->model);
-    int dims[VAE_MAX_ROW_DIMS], nd = vae_graph_node_dims(g, vae_graph_role(g, VAE_ROLE_INPUT), dims);
-    int64_t size = vae_model_input_size(r->model);
-    if (r->pixels && size != r->pixels) {
-        fprintf(stderr, "%s: the model takes %lld values per image, the data have %lld\n",
-                r->app->name, (long long)size, (long long)r->pixels);
-        return 1;
-    }
-    r->pixels = size;
-    r->channels = nd == 3 ? dims[0] : 1;
-    r->height = nd >= 2 ? dims[nd - 2] : 1;
-    r->width = dims[nd - 1];
+    static const char *const training[] = {"epochs", "batch", "lr", "optimizer"};
+    static const char *const with_data[] = {"data", "limit", "eval-iw", "eval-limit"};
+    const ex_options *o = &r->opt;
+    int max_hidden = r->app->net->max_hidden;
+    if (o->resume && o->load)
+        return usage_error(r, "--resume and --load: give one (--resume trains on, --load draws)");
+    if (o->n_decode > 0 && !o->load)
+        return usage_error(r, "--decode needs --load FILE");
+    if (ex_flag_given(o, "eval-limit") && o->eval_iw == 0)
+        return usage_error(r, "--eval-limit needs --eval-iw K");
+    for (size_t i = 0; o->load && i < COUNT(training); i++)
+        if (ex_flag_given(o, training[i]))
+            return usage_error(r, "--%s: --load FILE trains nothing (--resume FILE trains on)",
+                               training[i]);
+    for (size_t i = 0; o->load && o->n_decode > 0 && i < COUNT(with_data); i++)
+        if (ex_flag_given(o, with_data[i]))
+            return usage_error(r, "--%s: --load FILE --decode X,Y,... only writes decoded.png",
+                               with_data[i]);
+    if (o->resume || o->load) /* the network's flags are held against FILE's */
+        return 0;
+    if (ex_flag_given(o, "iaf-hidden") && o->flow_steps == 0)
+        return usage_error(r, "--iaf-hidden needs --flow-steps N above 0");
+    if (max_hidden > 0 && o->n_hidden > max_hidden)
+        return usage_error(r, "--hidden: this network takes %d width%s, not %d", max_hidden,
+                           max_hidden == 1 ? "" : "s", o->n_hidden);
     return 0;
 }
 
-static int open_model(app_run *r)
+/* The model, built for the data or loaded, and the data (none to decode
+   one point).  Returns 0, 1 or 2 (a usage error). */
+static int prepare(app_run *r)
 {
-    const char *file = r->opt.resume ? r->opt.resume : r->opt.load;
-    if (!file)
-        return build_model(r);
-    CALL(r, file, vae_model_load(&r->model, file));
-    if (shape_from_model(r))
-        return 1;
-    if (r->opt.resume) {
-        CALL(r, file, vae_optimizer_restore(&r->optimizer, r->model));
-        r->epochs_done = vae_model_epoch(r->model);
-        read_metrics(r, r->epochs_done);
-    }
-    return 0;
+    int rc;
+    if (!r->opt.resume && !r->opt.load)
+        return load_data(r) || build_model(r);
+    if ((rc = open_model(r)) != 0)
+        return rc;
+    return r->opt.n_decode > 0 ? 0 : load_data(r);
 }
 
 static int run_app(app_run *r)
 {
     int rc;
-    if (ex_mkdir_p(r->opt.out_dir))
+    if ((rc = check_flags(r)) != 0)
+        return rc;
+    if (ex_mkdir_p(r->opt.out_dir) != 0)
         return 1;
-    if (r->opt.load && r->opt.n_decode > 0)
-        return open_model(r) || decode_point(r);
-    if (load_data(r) || open_model(r))
-        return 1;
+    if ((rc = prepare(r)) != 0)
+        return rc;
     CALL(r, "threads", vae_model_set_threads(r->model, r->opt.threads));
-    CALL(r, "batch", vae_model_set_max_batch(r->model, r->opt.batch > 256 ? r->opt.batch : 256));
+    if (r->opt.n_decode > 0)
+        return decode_point(r);
+    clamp_batch(r);
+    if (plan_memory(r))
+        return 1;
     printf("%s: %lld training images of %dx%dx%d, %lld parameters, %d threads, %s\n", r->app->name,
            (long long)vae_dataset_count(r->train), r->channels, r->height, r->width,
            (long long)vae_model_param_count(r->model), r->opt.threads, vae_blas_info());
-    if (!r->opt.load) {
-        if (write_metrics_header(r) || train(r))
-            return 1;
-    }
+    if (!r->opt.load && (rc = train(r)) != 0)
+        return rc;
     rc = draw_all(r);
-    if (r->opt.eval_iw > 0)
+    if (r->opt.eval_iw > 0 && !stop_signal)
         rc |= evaluate_iw(r);
+    if (stop_signal) {
+        fprintf(stderr, "%s: %s: stopped after training; pictures or eval.csv may be missing\n",
+                r->app->name, signal_name());
+        return 128 + stop_signal;
+    }
     printf("pictures and metrics are in %s/\n", r->opt.out_dir);
     return rc;
 }
@@ -605,12 +981,7 @@ int app_main(int argc, char **argv, const app *a)
         fprintf(stderr, "%s: --epochs: at most %d\n", a->name, MAX_EPOCHS);
         return 2;
     }
-    r.train_loss = calloc(MAX_EPOCHS, sizeof(double));
-    r.test_loss = calloc(MAX_EPOCHS, sizeof(double));
-    rc = r.train_loss && r.test_loss ? run_app(&r) : 1;
-    free(r.train_loss);
-    free(r.test_loss);
-    free(r.kept_rows);
+    rc = run_app(&r);
     vae_optimizer_free(r.optimizer);
     vae_model_free(r.model);
     vae_dataset_free(r.train);

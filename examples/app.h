@@ -25,6 +25,7 @@ typedef struct app_net {
     vae_status (*encoder)(vae_graph *g, int x, const ex_options *o, int with_context, int *mu,
                           int *logvar, int *h);
     vae_status (*decoder)(vae_graph *g, int z, int x, const ex_options *o, int *logits);
+    int max_hidden; /* --hidden widths it reads; 0: any number */
 } app_net;
 
 typedef struct app {

@@ -33,7 +33,7 @@ static vae_status dense_decoder(vae_graph *g, int z, int x, const ex_options *o,
                            logits);
 }
 
-const app_net app_dense_net = {dense_encoder, dense_decoder};
+const app_net app_dense_net = {dense_encoder, dense_decoder, 0};
 
 /* R3: the "Gaussian MLP" encoder, one tanh hidden layer with mean,
    log-variance and context heads, and the "Bernoulli MLP" decoder, one tanh
@@ -51,7 +51,7 @@ static vae_status mlp_decoder(vae_graph *g, int z, int x, const ex_options *o, i
                                    (int)vae_graph_node_size(g, x), "decoder", logits);
 }
 
-const app_net app_mlp_net = {mlp_encoder, mlp_decoder};
+const app_net app_mlp_net = {mlp_encoder, mlp_decoder, 1};
 
 /* R2, the Keras book's network: Conv 32 -> Conv 64 stride 2 -> Conv 64 ->
    Conv 64 (3x3, same, ReLU) -> Flatten -> Dense(hidden[0], ReLU) -> heads
@@ -91,4 +91,4 @@ static vae_status conv_decoder(vae_graph *g, int z, int x, const ex_options *o, 
                             logits);
 }
 
-const app_net app_conv_net = {conv_encoder, conv_decoder};
+const app_net app_conv_net = {conv_encoder, conv_decoder, 1};

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The example programs end to end on small idx files written here: outputs,
-# exact resume, --load/--decode, and errors for bad flags or missing data.
+# exact resume (after SIGINT and SIGTERM too), the history in metrics.csv,
+# --resume and --load against the file's settings, --load/--decode, and
+# errors for bad flags or missing data.
 # Usage: test_examples.sh BUILD_DIR PYTHON
 set -euo pipefail
 build=$1 python=$2
@@ -10,6 +12,21 @@ trap 'rm -rf "$work"' EXIT
 passed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
+# "epoch=E position=P batch=B lr=X params=HASH" of model files
+info() { "$python" "$here/model_info.py" "$build/libvae.so" "$@"; }
+# The weights of two model files are the same, bit for bit (the files
+# themselves differ in the seconds of their history).
+same_params() { [ "$(info "$1" | sed 's/.*params=//')" = "$(info "$2" | sed 's/.*params=//')" ]; }
+# Two metrics.csv files have the same rows but for the timings.
+same_metrics() {
+  "$python" - "$1" "$2" <<'PY'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+keys = ("epoch", "train_loss", "test_loss", "test_bits_per_dim")
+assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b], (a, b)
+assert all(r["seconds"] and r["images_per_sec"] for r in b), b
+PY
+}
 
 mkdir -p "$work/data"
 "$python" "$here/make_idx.py" "$work/data" 600 200 --gz
@@ -30,21 +47,110 @@ ok "metrics.csv and latent.csv shapes"
 grep -q 'kernels\|BLIS' "$work/a.log" || fail "BLAS kernels not reported at start"
 ok "kernels reported"
 
-# One epoch, then resume to two: the same weights, bit for bit.
+# One epoch, then resume to two in the same --out with the same flags, and
+# into another --out with none but --epochs (the rest comes from the file):
+# the same weights, bit for bit, and the whole metrics.csv in both.
 "$prog" "${common[@]}" --epochs 1 --out "$work/b" > /dev/null 2>&1 || fail "one-epoch run"
+cp -r "$work/b" "$work/b1"
 "$prog" "${common[@]}" --resume "$work/b/last.vae" --out "$work/b" > "$work/b.log" 2>&1 ||
   { cat "$work/b.log"; fail "resumed run"; }
-cmp -s "$work/a/last.vae" "$work/b/last.vae" || fail "resumed run differs from the uninterrupted one"
-[ "$(wc -l < "$work/b/metrics.csv")" = 3 ] || fail "resumed metrics rows"
+same_params "$work/a/last.vae" "$work/b/last.vae" || fail "resumed run differs from the uninterrupted one"
+same_metrics "$work/a/metrics.csv" "$work/b/metrics.csv" || fail "resumed metrics.csv"
 ok "resume is exact"
+"$prog" --data "$work/data" --threads 2 --epochs 2 --resume "$work/b1/last.vae" --out "$work/b2" \
+  > "$work/b2.log" 2>&1 || { cat "$work/b2.log"; fail "run resumed into another --out"; }
+same_params "$work/a/last.vae" "$work/b2/last.vae" || fail "resumed into another --out: weights differ"
+same_metrics "$work/a/metrics.csv" "$work/b2/metrics.csv" ||
+  fail "resumed into another --out: metrics.csv is not the whole history"
+[ -s "$work/b2/loss.png" ] && [ -s "$work/b2/best.vae" ] || fail "resumed into another --out: loss.png, best.vae"
+ok "resume into another --out: the whole history in metrics.csv, settings from the file"
+
+# SIGINT and SIGTERM once training has reported a finished batch (the
+# programs print a progress line after the first batch of each epoch when
+# stderr is not a terminal): exit 130 or 143 with last.vae saved inside the
+# epoch, and --resume ends with the same weights as a run never stopped.
+# Batches of 1 make epochs long next to the evaluation between them.
+sig=(--data "$work/data" --batch 1 --hidden 64,32 --threads 1 --seed 5)
+# interrupt SIGNAL STATUS DIR
+interrupt() {
+  local name=$1 status=$2 dir=$3 pid rc attempt
+  for attempt in 1 2 3; do
+    rm -rf "$dir"
+    "$prog" "${sig[@]}" --epochs 100 --out "$dir" > "$dir.log" 2> "$dir.err" & pid=$!
+    until grep -qs '^epoch 1/100  batch [0-9]*/600' "$dir.err"; do
+      kill -0 $pid 2> /dev/null || { cat "$dir.log" "$dir.err"; fail "$name: no batch reported"; }
+      sleep 0.02
+    done
+    kill -s "$name" $pid
+    set +e; wait $pid; rc=$?; set -e
+    [ $rc = "$status" ] || { cat "$dir.log" "$dir.err"; fail "$name: exit status $rc, not $status"; }
+    grep -q "$name: stopped .* saved $dir/last.vae" "$dir.err" || { cat "$dir.err"; fail "$name: no word of last.vae"; }
+    # a signal during the evaluation between epochs stops there: try again
+    info "$dir/last.vae" | grep -q 'position=0 ' || return 0
+  done
+  fail "$name: three runs stopped between epochs, none inside one"
+}
+# resumed DIR: --resume DIR/last.vae into DIR-r matches a run never stopped
+resumed() {
+  local dir=$1 done epochs
+  done=$(info "$dir/last.vae" | sed 's/^epoch=\([0-9]*\) .*/\1/')
+  epochs=$((done + 1 > 2 ? done + 1 : 2))
+  "$prog" --data "$work/data" --threads 1 --epochs $epochs --resume "$dir/last.vae" --out "$dir-r" \
+    > "$dir-r.log" 2>&1 || { cat "$dir-r.log"; fail "$dir: resumed run"; }
+  "$prog" "${sig[@]}" --epochs $epochs --out "$dir-ref" > /dev/null 2>&1 || fail "$dir: reference run"
+  same_params "$dir-ref/last.vae" "$dir-r/last.vae" || fail "$dir: resumed run differs from the one never stopped"
+  same_metrics "$dir-ref/metrics.csv" "$dir-r/metrics.csv" || fail "$dir: resumed metrics.csv"
+}
+interrupt INT 130 "$work/int"
+set +e
+"$prog" --data "$work/data" --resume "$work/int/last.vae" --batch 7 --out "$work/x" > /dev/null 2> "$work/x.err"
+[ $? = 2 ] || fail "--batch 7 inside an epoch of batches of 1 must exit 2"
+set -e
+grep -q -- "--batch 7, but .* batches of 1" "$work/x.err" || { cat "$work/x.err"; fail "--batch message"; }
+resumed "$work/int"
+ok "SIGINT: exit 130, last.vae inside the epoch, exact resume; another --batch there is an error"
+interrupt TERM 143 "$work/term"
+resumed "$work/term"
+ok "SIGTERM: exit 143, last.vae inside the epoch, exact resume"
+
+# --resume holds the network's flags against the file's: another value is
+# an error naming both, the same value is accepted, --lr applies.
+set +e
+for pair in "--hidden 128|64,32" "--latent 3|2" "--loss mse|bce" "--seed 6|5" "--optimizer sgd|adam"; do
+  flag=${pair%% *} given=${pair#* }; given=${given%|*} saved=${pair#*|}
+  "$prog" --data "$work/data" --resume "$work/b1/last.vae" --epochs 2 --out "$work/x" $flag $given \
+    > /dev/null 2> "$work/x.err"
+  [ $? = 2 ] || fail "--resume with $flag $given must exit 2"
+  grep -qF -- "$flag $given, but $work/b1/last.vae was made with $flag $saved" "$work/x.err" ||
+    { cat "$work/x.err"; fail "--resume with $flag $given: the message names both values"; }
+done
+"$prog" --load "$work/a/best.vae" --data "$work/data" --epochs 1 --out "$work/x" > /dev/null 2> "$work/x.err"
+[ $? = 2 ] && grep -q -- "--epochs" "$work/x.err" || fail "--load with --epochs must be an error"
+"$prog" --load "$work/a/best.vae" --data "$work/data" --hidden 8 --out "$work/x" > /dev/null 2>&1
+[ $? = 2 ] || fail "--load with another --hidden must be an error"
+set -e
+"$prog" --data "$work/data" --resume "$work/b1/last.vae" --epochs 2 --hidden 64,32 --latent 2 --loss bce \
+  --seed 5 --optimizer adam --batch 50 --threads 2 --lr 5e-4 --out "$work/lr" > "$work/lr.log" 2>&1 ||
+  { cat "$work/lr.log"; fail "--resume with the file's own values"; }
+grep -q "learning rate 0.0005 from here on (it was 0.001)" "$work/lr.log" || fail "--lr not reported"
+info "$work/lr/last.vae" | grep -q "lr=0.0005 " || fail "--lr did not apply"
+! same_params "$work/a/last.vae" "$work/lr/last.vae" || fail "--lr changed nothing"
+ok "--resume and --load: other settings are errors naming both values, the same accepted, --lr applies"
+
+# A batch larger than the training set is the whole set, and says so.
+"$prog" --data "$work/data" --limit 100 --batch 100000 --hidden 8 --epochs 1 --out "$work/cl" \
+  > "$work/cl.log" 2>&1 || { cat "$work/cl.log"; fail "--batch 100000 --limit 100"; }
+grep -q "batch size 100000 is more than the 100 training images: batches of 100" "$work/cl.log" ||
+  fail "no word of the clamped batch"
+ok "batch clamped to the training set"
 
 "$prog" --load "$work/a/best.vae" --decode 0,2.5 --out "$work/c" > /dev/null 2>&1 || fail "--decode"
 [ -s "$work/c/decoded.png" ] || fail "decoded.png missing"
 ok "--load --decode"
 
 # With a flow: trains, resumes exactly, and --eval-iw writes eval.csv.
-flow=(--flow-steps 2 --iaf-hidden 40 --eval-iw 30 --eval-limit 50)
-"$prog" "${common[@]}" "${flow[@]}" --out "$work/fl" > "$work/fl.log" 2>&1 ||
+flow=(--flow-steps 2 --iaf-hidden 40)
+"$prog" "${common[@]}" "${flow[@]}" --eval-iw 30 --eval-limit 50 --out "$work/fl" > "$work/fl.log" 2>&1 ||
   { cat "$work/fl.log"; fail "--flow-steps run"; }
 head -1 "$work/fl/eval.csv" | grep -qx 'k,log_px_nats,bits_per_dim' || fail "eval.csv header"
 "$python" - "$work/fl/eval.csv" "$work/fl/metrics.csv" <<'PY' || fail "eval.csv values"
@@ -58,11 +164,11 @@ assert abs(bpd - (-lp) / (784 * math.log(2))) < 1e-4, row
 assert -lp < float(last["test_loss"]) + 1.0, (row, last)
 assert abs(float(last["test_bits_per_dim"]) - float(last["test_loss"]) / (784 * math.log(2))) < 1e-4
 PY
-"$prog" "${common[@]}" "${flow[@]}" --epochs 1 --eval-iw 0 --out "$work/fm" > /dev/null 2>&1 ||
+"$prog" "${common[@]}" "${flow[@]}" --epochs 1 --out "$work/fm" > /dev/null 2>&1 ||
   fail "one-epoch flow run"
-"$prog" "${common[@]}" "${flow[@]}" --eval-iw 0 --resume "$work/fm/last.vae" --out "$work/fm" \
+"$prog" "${common[@]}" "${flow[@]}" --resume "$work/fm/last.vae" --out "$work/fm" \
   > /dev/null 2>&1 || fail "resumed flow run"
-cmp -s "$work/fl/last.vae" "$work/fm/last.vae" || fail "resumed flow run differs"
+same_params "$work/fl/last.vae" "$work/fm/last.vae" || fail "resumed flow run differs"
 ok "--flow-steps: eval.csv, bits per dimension, exact resume"
 
 # R3 on a CIFAR-10 stand-in in the official format, written from the idx files.
@@ -115,6 +221,11 @@ set +e
 "$prog" --data "$work/nowhere" --out "$work/d" > /dev/null 2> "$work/d.err"; [ $? = 1 ] || fail "missing data must exit 1"
 grep -q nowhere "$work/d.err" || fail "missing data message names the path"
 "$prog" --help > "$work/help" 2>&1; [ $? = 0 ] || fail "--help"
+grep -q -- "--resume FILE or --load FILE" "$work/help" || fail "--help says nothing of --resume and --load"
+"$prog" --load "$work/nonexistent.vae" --data "$work/data" > /dev/null 2> "$work/e.err"; [ $? = 1 ] || fail "--load of a missing file must exit 1"
+[ "$(grep -o "$work/nonexistent.vae" "$work/e.err" | wc -l)" = 1 ] || { cat "$work/e.err"; fail "--load names the missing file once"; }
+"$prog" --data "$work/data" --decode 0,1 --out "$work/x" > /dev/null 2>&1; [ $? = 2 ] || fail "--decode without --load"
+"$prog" --data "$work/data" --eval-limit 5 --out "$work/x" > /dev/null 2>&1; [ $? = 2 ] || fail "--eval-limit without --eval-iw"
 set -e
 ok "errors and --help"
 echo "$passed passed, 0 failed"

@@ -220,18 +220,33 @@ static int set_option(ex_options *o, const char *flag, const char *v)
     return rc;
 }
 
-/* Flags that take a value, as set_option knows them. */
-static int takes_value(const char *flag)
+/* Flags that take a value, as set_option knows them; the index of a flag
+   is its bit in ex_options.given. */
+static const char *const flag_names[] = {"data",   "out",    "epochs", "batch", "hidden",
+                                         "latent", "loss",   "optimizer", "lr", "seed",
+                                         "threads", "limit", "resume", "load",  "decode",
+                                         "size",   "flow-steps", "iaf-hidden", "eval-iw",
+                                         "eval-limit"};
+_Static_assert(sizeof flag_names / sizeof flag_names[0] <= 32, "ex_options.given has 32 bits");
+
+/* The flag's index in flag_names, or -1 if no flag takes that name. */
+static int flag_index(const char *flag)
 {
-    static const char *const names[] = {"data",   "out",    "epochs", "batch", "hidden",
-                                        "latent", "loss",   "optimizer", "lr", "seed",
-                                        "threads", "limit", "resume", "load",  "decode",
-                                        "size",   "flow-steps", "iaf-hidden", "eval-iw",
-                                        "eval-limit"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(flag, names[i]))
-            return 1;
-    return 0;
+    for (int i = 0; i < (int)(sizeof flag_names / sizeof flag_names[0]); i++)
+        if (!strcmp(flag, flag_names[i]))
+            return i;
+    return -1;
+}
+
+int ex_flag_given(const ex_options *opt, const char *flag)
+{
+    int i = flag_index(flag);
+    return i >= 0 && (opt->given >> i & 1u);
+}
+
+int ex_set_option(ex_options *opt, const char *flag, const char *value)
+{
+    return set_option(opt, flag, value);
 }
 
 static const char *base_name(const char *path)
@@ -268,7 +283,7 @@ int ex_parse_args(int argc, char **argv, ex_options *opt)
             fprintf(stderr, "%s: --help takes no value\n", prog_name);
             return 2;
         }
-        if (!takes_value(flag)) {
+        if (flag_index(flag) < 0) {
             fprintf(stderr, "%s: unknown flag '%s'\nTry '%s --help'.\n", prog_name, arg,
                     prog_name);
             return 2;
@@ -286,6 +301,7 @@ int ex_parse_args(int argc, char **argv, ex_options *opt)
         int rc = set_option(opt, flag, value);
         if (rc != 0)
             return rc;
+        opt->given |= 1u << flag_index(flag);
     }
     if (opt->help) {
         ex_print_usage(stdout, prog_name, &defaults, opt->description);
@@ -316,6 +332,33 @@ static void join_floats(char *buf, size_t size, const float *v, int n)
         size_t len = strlen(buf);
         snprintf(buf + len, size - len, i ? ",%g" : "%g", (double)v[i]);
     }
+}
+
+int ex_option_text(const ex_options *o, const char *flag, char *buf, size_t size)
+{
+    if (!strcmp(flag, "hidden"))
+        join_ints(buf, size, o->hidden, o->n_hidden);
+    else if (!strcmp(flag, "loss"))
+        snprintf(buf, size, "%s", loss_names[o->loss]);
+    else if (!strcmp(flag, "optimizer"))
+        snprintf(buf, size, "%s", optimizer_names[o->optimizer]);
+    else if (!strcmp(flag, "seed"))
+        snprintf(buf, size, "%llu", (unsigned long long)o->seed);
+    else if (!strcmp(flag, "lr"))
+        snprintf(buf, size, "%.17g", o->lr); /* reads back as the same double */
+    else {
+        const int *v = !strcmp(flag, "latent")       ? &o->latent
+                       : !strcmp(flag, "flow-steps") ? &o->flow_steps
+                       : !strcmp(flag, "iaf-hidden") ? &o->iaf_hidden
+                       : !strcmp(flag, "size")       ? &o->size
+                       : !strcmp(flag, "epochs")     ? &o->epochs
+                       : !strcmp(flag, "batch")      ? &o->batch
+                                                     : NULL;
+        if (!v)
+            return -1;
+        snprintf(buf, size, "%d", *v);
+    }
+    return 0;
 }
 
 void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char *description)
@@ -359,16 +402,33 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
                 d->eval_limit);
     else
         fprintf(out, "  --eval-limit N        --eval-iw on the first N test images; 0 = all (all)\n");
-    fprintf(out, "  --resume FILE         continue training from a saved model (%s)\n",
+    fprintf(out, "  --resume FILE         continue training from a saved last.vae (%s)\n",
             d->resume ? d->resume : "none");
-    fprintf(out, "  --load FILE           load a saved model instead of building one (%s)\n",
+    fprintf(out, "  --load FILE           draw and evaluate a saved model, no training (%s)\n",
             d->load ? d->load : "none");
-    fprintf(out, "  --decode X,Y,...      decode this latent point, up to %d values (%s)\n",
+    fprintf(out, "  --decode X,Y,...      with --load: write decoded.png for this latent point,\n"
+                 "                        up to %d values (%s)\n",
             EX_MAX_DECODE, d->n_decode ? decode : "none");
     if (d->size > 0)
         fprintf(out, "  --size N              images are centre-cropped and resized to NxN (%d)\n",
                 d->size);
     fprintf(out, "  -h, --help            show this help and exit\n");
+    fprintf(out,
+            "\nWith --resume FILE or --load FILE the network comes from FILE: --hidden,\n"
+            "--latent, --loss, --seed, --flow-steps, --iaf-hidden%s (and with\n"
+            "--resume --optimizer) may only repeat FILE's values; another value is an\n"
+            "error naming both.  --resume: --epochs (the total to reach), --lr and\n"
+            "--batch default to FILE's and apply from where FILE stopped, but an epoch\n"
+            "FILE stopped inside finishes with its own batch size.  --load trains\n"
+            "nothing: --epochs, --batch, --lr and --optimizer are errors, and with\n"
+            "--decode only --out and --threads apply.  --decode needs --load,\n"
+            "--eval-limit needs --eval-iw, --iaf-hidden needs --flow-steps above 0.\n"
+            "A --batch larger than the training set is cut to its size.\n"
+            "Ctrl-C (SIGINT) or SIGTERM stops training after the current batch, saves\n"
+            "last.vae with its place in the epoch (continue with --resume) and exits\n"
+            "with 130 or 143; a second signal quits at once.  Off a terminal, progress\n"
+            "is a line on stderr after an epoch's first batch, then every 10 seconds.\n",
+            d->size > 0 ? " and --size" : "");
 }
 
 /* ---- mkdir -p ---- */

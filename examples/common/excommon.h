@@ -38,7 +38,8 @@ int ex_write_grid_png(const char *path, const float *images, int count, int chan
 
 /* Loss curves against epochs: train and test (test may be NULL) with a
    legend, "epoch" and "loss (nats per image)" axes.  n >= 1; non-finite
-   values are left out.  Returns 0, or -1 after a message on stderr. */
+   values are left out, and the epoch axis spans only the epochs with a
+   value.  Returns 0, or -1 after a message on stderr. */
 int ex_plot_losses(const char *path, int n, const double *epochs, const double *train,
                    const double *test, const char *title);
 
@@ -93,6 +94,7 @@ typedef struct ex_options {
     float decode[EX_MAX_DECODE]; /* --decode X,Y,... */
     int n_decode;
     int help;                /* --help (or -h) was given */
+    uint32_t given;          /* which flags the command line set (ex_flag_given) */
 } ex_options;
 
 /* Generic defaults: data "data", out "out", 10 epochs, batch 100, hidden
@@ -106,6 +108,21 @@ void ex_options_init(ex_options *opt);
    message on stderr naming the bad flag; exit with status 2 then. */
 int ex_parse_args(int argc, char **argv, ex_options *opt);
 
+/* Non-zero if the command line gave --flag (flag without the dashes), so a
+   program can tell an explicit value from a default. */
+int ex_flag_given(const ex_options *opt, const char *flag);
+
+/* Set --flag from its text as the command line would, but without marking
+   it given (for settings read back from a file).  Returns 0, or 2 after a
+   message on stderr. */
+int ex_set_option(ex_options *opt, const char *flag, const char *value);
+
+/* The value of --flag in the syntax the flag takes, e.g. "512,256" for
+   hidden or "adam" for optimizer, so that equal settings give equal text.
+   For hidden, latent, loss, seed, optimizer, flow-steps, iaf-hidden, size,
+   epochs, batch and lr.  Returns 0, or -1 for another flag. */
+int ex_option_text(const ex_options *opt, const char *flag, char *buf, size_t size);
+
 /* Print the flags, each with its default from *defaults. */
 void ex_print_usage(FILE *out, const char *prog, const ex_options *defaults,
                     const char *description);
@@ -115,20 +132,22 @@ int ex_mkdir_p(const char *dir);
 
 /* ---- Progress (progress.c) ---- */
 
-/* State of the progress bar of one epoch; the fields are private. */
+/* State of the progress display of one epoch; the fields are private. */
 typedef struct ex_progress {
     int epoch, epochs, batches;
     int tty;          /* stderr is a terminal: draw the bar */
     int drawn_len;    /* characters of the bar line now on screen */
     double start;     /* ex_now() at ex_progress_begin */
-    double last_draw; /* ex_now() at the last redraw */
+    double last_draw; /* ex_now() at the last redraw or line */
 } ex_progress;
 
 /* Start an epoch (1-based, out of `epochs`) of `batches` batches. */
 void ex_progress_begin(ex_progress *p, int epoch, int epochs, int batches);
 
 /* After `batch` of the batches are done (1..batches): redraw the bar on a
-   terminal, at most about 10 times a second.  Does nothing off a terminal. */
+   terminal, at most about 10 times a second.  Off a terminal, print the
+   line "epoch E/N  batch B/M  loss L  R img/s" after the first update of
+   the epoch, then at most one every 10 seconds. */
 void ex_progress_update(ex_progress *p, int batch, float loss, double images_per_sec);
 
 /* Erase the bar so that the caller's one-line epoch summary, printed the

@@ -240,11 +240,22 @@ static double epoch_step(double span)
     return step;
 }
 
+/* The epochs that have a finite loss in either curve, so that a run
+   resumed from a file without its early history starts where it starts
+   instead of at an empty stretch. */
+static range epoch_range(const loss_ctx *c)
+{
+    range xr = {INFINITY, -INFINITY};
+    for (int i = 0; i < c->n; i++)
+        if (isfinite(c->train[i]) || (c->test && isfinite(c->test[i])))
+            range_add(&xr, 1, c->epochs + i);
+    return xr;
+}
+
 static void draw_losses(const void *p)
 {
     const loss_ctx *c = p;
-    range xr = {INFINITY, -INFINITY}, yr = {INFINITY, -INFINITY};
-    range_add(&xr, c->n, c->epochs);
+    range xr = epoch_range(c), yr = {INFINITY, -INFINITY};
     range_add(&yr, c->n, c->train);
     range_add(&yr, c->n, c->test);
     xr = range_pad(xr, 0.5); /* half an epoch keeps end points off the frame */

@@ -1,4 +1,6 @@
-/* A one-line training progress bar on stderr, for terminals only. */
+/* Training progress on stderr: a one-line bar redrawn on a terminal, else
+   plain lines that logs (and scripts waiting for training to be under
+   way) can read. */
 #include "excommon.h"
 
 #include <string.h>
@@ -75,11 +77,27 @@ static void draw(ex_progress *p, int batch, float loss, double ips, double now)
     p->drawn_len = len;
 }
 
+/* Off a terminal, one line after the first batch of each epoch, so a log
+   shows at once that training runs, then one every LOG_EVERY seconds. */
+enum { LOG_EVERY = 10 };
+
+static void log_line(ex_progress *p, int batch, float loss, double ips, double now)
+{
+    if (p->last_draw >= 0.0 && now - p->last_draw < LOG_EVERY)
+        return;
+    p->last_draw = now;
+    fprintf(stderr, "epoch %d/%d  batch %d/%d  loss %.4g  %.0f img/s\n", p->epoch, p->epochs,
+            batch, p->batches, (double)loss, ips);
+    fflush(stderr);
+}
+
 void ex_progress_update(ex_progress *p, int batch, float loss, double images_per_sec)
 {
-    if (!p->tty)
-        return;
     double now = ex_now();
+    if (!p->tty) {
+        log_line(p, batch, loss, images_per_sec, now);
+        return;
+    }
     /* Redrawing costs a write to the terminal; ten times a second is as
        often as anyone can read it.  The last batch is always shown. */
     if (batch < p->batches && p->last_draw >= 0.0 && now - p->last_draw < 0.1)

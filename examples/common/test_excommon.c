@@ -4,7 +4,8 @@
  *   test_excommon --reexec-test   checks that ex_reexec_for_blas restarts once
  *
  * Writes grid_gray.png, grid_rgb.png, grid_rgb_row.png, losses.png,
- * loss_one.png, loss_gap.png, loss_long.png, scatter.png and scatter_nolabels.png into OUTDIR (default
+ * loss_one.png, loss_gap.png, loss_resumed.png, loss_none.png, loss_long.png, scatter.png and
+ * scatter_nolabels.png into OUTDIR (default
  * /tmp/excommon-demo) for a person to look at.
  */
 #include "excommon.h"
@@ -123,6 +124,14 @@ static void test_plots(void)
     train[4] = NAN; /* a gap in the line, not a failure */
     CHECK(ex_plot_losses(out_path("loss_gap.png"), 10, ep, train, NULL, "train only, gap") == 0);
     CHECK(ex_plot_losses("/nonexistent-dir/l.png", 10, ep, train, test, "x") == -1);
+    /* a run resumed from a file without its first epochs' history: the
+       axis starts at epoch 4, nothing is drawn at 0 */
+    for (int i = 0; i < 3; i++)
+        train[i] = test[i] = NAN;
+    CHECK(ex_plot_losses(out_path("loss_resumed.png"), 10, ep, train, test, "epochs 4 to 10") == 0);
+    for (int i = 0; i < 10; i++)
+        train[i] = NAN;
+    CHECK(ex_plot_losses(out_path("loss_none.png"), 10, ep, train, NULL, "no values") == 0);
 
     /* 100 epochs: lines without markers, except the lone point at epoch 51 */
     double ep100[100], tr100[100], te100[100];
@@ -193,6 +202,23 @@ static void test_parser(void)
 
     CHECK(parse(&o, ARGS("--out=--odd", "--lr=.5", "--epochs=+3")) == 0);
     CHECK(!strcmp(o.out_dir, "--odd") && o.lr == 0.5 && o.epochs == 3);
+
+    /* which flags were given, and their values as text that reads back */
+    CHECK(parse(&o, ARGS("--hidden", "064,32", "--seed=05", "--lr", "2.5e-4", "--optimizer",
+                         "sgd")) == 0);
+    CHECK(ex_flag_given(&o, "hidden") && ex_flag_given(&o, "seed") && ex_flag_given(&o, "lr"));
+    CHECK(!ex_flag_given(&o, "latent") && !ex_flag_given(&o, "epochs") && !ex_flag_given(&o, "x"));
+    char text[64];
+    CHECK(ex_option_text(&o, "hidden", text, sizeof text) == 0 && !strcmp(text, "64,32"));
+    CHECK(ex_option_text(&o, "seed", text, sizeof text) == 0 && !strcmp(text, "5"));
+    CHECK(ex_option_text(&o, "optimizer", text, sizeof text) == 0 && !strcmp(text, "sgd"));
+    CHECK(ex_option_text(&o, "loss", text, sizeof text) == 0 && !strcmp(text, "bce"));
+    CHECK(ex_option_text(&o, "latent", text, sizeof text) == 0 && !strcmp(text, "2"));
+    CHECK(ex_option_text(&o, "data", text, sizeof text) == -1);
+    CHECK(ex_option_text(&o, "lr", text, sizeof text) == 0);
+    ex_options back;
+    ex_options_init(&back);
+    CHECK(ex_set_option(&back, "lr", text) == 0 && back.lr == o.lr && !ex_flag_given(&back, "lr"));
 
     /* later flags win */
     CHECK(parse(&o, ARGS("--hidden", "1,2,3", "--hidden", "7")) == 0);
