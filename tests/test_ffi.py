@@ -57,6 +57,19 @@ log_likelihood = fn("vae_model_log_likelihood", C.c_int, C.c_void_p, C.c_void_p,
                     C.c_uint64, PROGRESS, C.c_void_p, C.POINTER(C.c_double),
                     C.POINTER(C.c_double))
 
+train_epoch = fn("vae_model_train_epoch", C.c_int, C.c_void_p, C.c_void_p, C.c_void_p, C.c_int,
+                 C.c_void_p, C.c_void_p, C.POINTER(C.c_double), C.POINTER(C.c_double))
+history_set = fn("vae_model_history_set", C.c_int, C.c_void_p, C.c_int, C.c_char_p, C.c_double)
+history_get = fn("vae_model_history_get", C.c_double, C.c_void_p, C.c_int, C.c_char_p)
+history_epochs = fn("vae_model_history_epochs", C.c_int, C.c_void_p)
+history_column = fn("vae_model_history_column", C.c_char_p, C.c_void_p, C.c_int)
+set_metadata = fn("vae_model_set_metadata", C.c_int, C.c_void_p, C.c_char_p, C.c_char_p)
+metadata = fn("vae_model_metadata", C.c_char_p, C.c_void_p, C.c_char_p)
+model_save = fn("vae_model_save", C.c_int, C.c_void_p, C.c_void_p, C.c_char_p)
+model_load = fn("vae_model_load", C.c_int, C.POINTER(C.c_void_p), C.c_char_p)
+optimizer_get_kind = fn("vae_optimizer_get_kind", C.c_int, C.c_void_p, int_p)
+set_memory_limit = fn("vae_model_set_memory_limit", C.c_int, C.c_void_p, C.c_int64)
+
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
 ACT_NONE, ACT_RELU = 0, 1
 OPTIMIZER_ADAM, OPT_LEARNING_RATE = 2, 0
@@ -170,6 +183,29 @@ check(math.isfinite(log_px.value) and calls and calls[-1] == rows, "log p(x) wit
 check(abs(sum(per_image) / rows - log_px.value) < 1e-9, "per-image estimates")
 # the importance-weighted bound is at least the ELBO (up to sampling noise)
 check(-log_px.value < elbo_mean.value + 0.5, "IWAE bound above the ELBO")
+
+# 0.3: the history and metadata travel with the model file.
+ok(train_epoch(m, opt, ds, 8, None, None, None, C.byref(nelbo)))
+ok(history_set(m, 1, b"test_loss", 42.5))
+ok(set_metadata(m, b"host.note", b"from python"))
+kind = C.c_int()
+ok(optimizer_get_kind(opt, C.byref(kind)))
+check(kind.value == OPTIMIZER_ADAM, "optimizer kind")
+check(set_memory_limit(m, 0) == VAE_ERR_ARGUMENT, "memory limit must be positive")
+import os, tempfile
+path = os.path.join(tempfile.mkdtemp(), "m.vae").encode()
+ok(model_save(m, opt, path))
+loaded = C.c_void_p()
+ok(model_load(C.byref(loaded), path))
+check(history_epochs(loaded) == 1 and history_column(loaded, 1) == b"train_nelbo",
+      "history columns")
+check(history_get(loaded, 1, b"train_nelbo") == nelbo.value, "history value")
+check(history_get(loaded, 1, b"test_loss") == 42.5, "host's history value")
+check(math.isnan(history_get(loaded, 2, b"test_loss")), "unrecorded value is NaN")
+check(metadata(loaded, b"host.note") == b"from python", "metadata")
+check(metadata(loaded, b"absent") is None, "absent metadata")
+model_free(loaded)
+os.remove(path)
 dataset_free(ds)
 tensor_free(batch)
 optimizer_free(opt)
