@@ -109,18 +109,9 @@ END_TEST
 static void expect_role_refused(vae_role role, const char *which, vae_status want,
                                 const char *part)
 {
-    vae_graph *g = NULL;
+    vae_graph *g = tu_small_graph(IN, HIDDEN, LATENT, VAE_ACT_RELU, VAE_LIKELIHOOD_BERNOULLI, 1);
     vae_model *m = NULL;
-    int in = IN, x, h, mu, lv, z, logits, loss, target;
-    ck_assert_int_eq(vae_graph_create(&g, 1), VAE_OK);
-    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &x), VAE_OK);
-    ck_assert_int_eq(vae_layer_dense(g, x, HIDDEN, VAE_ACT_RELU, "enc", &h), VAE_OK);
-    ck_assert_int_eq(vae_layer_gaussian_mlp(g, h, 0, VAE_ACT_NONE, LATENT, 0, "q", &mu, &lv, NULL),
-                     VAE_OK);
-    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z), VAE_OK);
-    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, HIDDEN, VAE_ACT_RELU, IN, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, VAE_LIKELIHOOD_BERNOULLI,
-                                    VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    int target, mu = vae_graph_role(g, VAE_ROLE_LATENT_MEAN);
     target = vae_graph_find(g, which);
     if (strcmp(which, "detached") == 0) /* the latent's size, read by no plan */
         ck_assert_int_eq(vae_op_scale(g, mu, 1.0f, &target), VAE_OK);
@@ -475,17 +466,9 @@ END_TEST
 /* The learned Gaussian variance starts at sigma 0.135, named as vae.h says. */
 START_TEST(test_learned_logvar_start)
 {
-    vae_graph *g = NULL;
-    int in = IN, x, h, mu, lv, z, logits, loss, p;
-    ck_assert_int_eq(vae_graph_create(&g, 1), VAE_OK);
-    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &x), VAE_OK);
-    ck_assert_int_eq(vae_layer_dense(g, x, HIDDEN, VAE_ACT_RELU, "enc", &h), VAE_OK);
-    ck_assert_int_eq(vae_layer_gaussian_mlp(g, h, 0, VAE_ACT_NONE, LATENT, 0, "q", &mu, &lv, NULL),
-                     VAE_OK);
-    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z), VAE_OK);
-    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, 0, VAE_ACT_NONE, IN, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, VAE_LIKELIHOOD_GAUSSIAN_LEARNED,
-                                    VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    vae_graph *g = tu_small_graph(IN, HIDDEN, LATENT, VAE_ACT_RELU,
+                                  VAE_LIKELIHOOD_GAUSSIAN_LEARNED, 1);
+    int p;
     p = vae_graph_find(g, "likelihood.logvar");
     ck_assert_int_ge(p, 0);
     ck_assert_int_eq(vae_graph_node_size(g, p), IN);

@@ -164,10 +164,10 @@ int tu_run(Suite *s)
     return failed ? 1 : 0;
 }
 
-vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_act, uint64_t seed)
+vae_graph *tu_small_graph(int in, int hidden, int latent, vae_activation decoder_act,
+                          vae_likelihood likelihood, uint64_t seed)
 {
     vae_graph *g = NULL;
-    vae_model *m = NULL;
     int x, h, mu, lv, z, logits, loss;
     ck_assert_int_eq(vae_graph_create(&g, seed), VAE_OK);
     ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &x), VAE_OK);
@@ -176,8 +176,15 @@ vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_a
                      VAE_OK);
     ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z), VAE_OK);
     ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, hidden, decoder_act, in, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, VAE_LIKELIHOOD_BERNOULLI,
-                                    VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    ck_assert_int_eq(vae_elbo_build(g, x, mu, lv, z, logits, likelihood, VAE_OBJECTIVE_ELBO, 1.0f,
+                                    &loss), VAE_OK);
+    return g;
+}
+
+vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_act, uint64_t seed)
+{
+    vae_graph *g = tu_small_graph(in, hidden, latent, decoder_act, VAE_LIKELIHOOD_BERNOULLI, seed);
+    vae_model *m = NULL;
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     return m;
 }
