@@ -62,8 +62,8 @@ struct vae_optimizer {
     int64_t steps;
     int64_t n;
     float *moment1, *moment2; /* NULL where the kind has none */
-    int maxima_known;         /* m1_max and m2_max hold for the moments */
-    float m1_max, m2_max;     /* largest magnitudes after the last update */
+    int maxima_known;         /* m1_max and m2_max bound the moments */
+    double m1_max, m2_max;    /* bounds on the moments' magnitudes */
 };
 
 /* Training state as saved in model files. */
@@ -108,7 +108,7 @@ struct vae_model {
     int64_t *live;     /* (start, end) pairs of parameters not masked out:
                           the ones the optimizer must visit */
     int64_t n_live;
-    float param_max;   /* largest |parameter|, when param_max_known */
+    double param_max;  /* a bound on |parameter|, when param_max_known */
     int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
@@ -161,21 +161,19 @@ enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT 
 vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what);
 
 /* optim.c */
-/* What an update pass over a range saw: probe is NaN if a new value was
-   not finite (probe pass); the maxima are the new values' largest
-   magnitudes (update pass). */
+/* What a probe over a range saw: probe is NaN if a new value would not
+   be finite; the maxima are the new values' largest magnitudes. */
 typedef struct update_stats {
     float probe, p_max, m1_max, m2_max;
 } update_stats;
-/* Updates params[lo..hi) from grad and sets that range of grad to zero;
-   raises st's maxima to the new values' magnitudes. */
+/* Updates params[lo..hi) from grad and sets that range of grad to zero. */
 void vae__optimizer_update(vae_optimizer *opt, float *params, float *grad, float scale,
-                           int64_t lo, int64_t hi, update_stats *st);
-/* Computes the same update without storing it; st->probe becomes NaN if
-   any new value would not be finite. */
+                           int64_t lo, int64_t hi);
+/* Computes the same update without storing it, into st. */
 void vae__optimizer_probe(vae_optimizer *opt, float *params, float *grad, float scale,
                           int64_t lo, int64_t hi, update_stats *st);
-int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double grad_max);
+int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad_max,
+                               double next[3]);
 int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option option);
 /* Fails unless value is valid for option, as vae_optimizer_set checks it. */
 vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,

@@ -146,11 +146,11 @@ VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *o, vae_optimizer_
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->steps : 0; }
 
 /* Each update is written once, as an inline loop with a constant `commit`:
-   0 computes the new values without storing them and reports whether all
-   are finite (the careful path, taken when the bounds in
-   vae__optimizer_update_is_safe cannot promise it), 1 stores them and
-   keeps the largest magnitudes for the next bound.  probe collects x * 0
-   of every new value: NaN if any was not finite. */
+   1 stores the new values (the training step's loop, as lean as ever),
+   0 only computes them (the probe, taken when the bounds of
+   vae__optimizer_next_bounds cannot promise a finite result): it collects
+   x * 0 of every new value, NaN if any is not finite, and the largest
+   magnitudes, which become the next bounds. */
 #define KEEP_MAX(acc, x) acc = fabsf(x) > acc ? fabsf(x) : acc
 
 /* v = momentum v + g;  p -= lr v   (PyTorch's form) */
@@ -158,19 +158,23 @@ static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_
                        const int commit, update_stats *st)
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], mom = (float)o->settings[VAE_OPT_MOMENTUM];
-    float *v = o->moment1, probe = 0.0f, pm = st->p_max, vm = st->m1_max;
+    float *v = o->moment1, probe = 0.0f, pm, vm;
+    if (commit) {
+        for (int64_t i = lo; i < hi; i++) {
+            v[i] = mom * v[i] + scale * g[i];
+            p[i] -= lr * v[i];
+            g[i] = 0.0f;
+        }
+        return;
+    }
+    pm = st->p_max;
+    vm = st->m1_max;
 #pragma omp simd reduction(+ : probe) reduction(max : pm, vm)
     for (int64_t i = lo; i < hi; i++) {
         float vi = mom * v[i] + scale * g[i], pi = p[i] - lr * vi;
-        if (commit) {
-            v[i] = vi;
-            p[i] = pi;
-            g[i] = 0.0f;
-            KEEP_MAX(pm, pi);
-            KEEP_MAX(vm, vi);
-        } else {
-            probe += pi * 0.0f + vi * 0.0f;
-        }
+        probe += pi * 0.0f + vi * 0.0f;
+        KEEP_MAX(pm, pi);
+        KEEP_MAX(vm, vi);
     }
     st->probe += probe;
     st->p_max = pm;
@@ -183,20 +187,25 @@ static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, in
 {
     float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], rho = (float)o->settings[VAE_OPT_RHO];
     float eps = (float)o->settings[VAE_OPT_EPSILON];
-    float *s = o->moment1, probe = 0.0f, pm = st->p_max, sm = st->m1_max;
+    float *s = o->moment1, probe = 0.0f, pm, sm;
+    if (commit) {
+        for (int64_t i = lo; i < hi; i++) {
+            float gi = scale * g[i];
+            g[i] = 0.0f;
+            s[i] = rho * s[i] + (1.0f - rho) * gi * gi;
+            p[i] -= lr * gi / (sqrtf(s[i]) + eps);
+        }
+        return;
+    }
+    pm = st->p_max;
+    sm = st->m1_max;
 #pragma omp simd reduction(+ : probe) reduction(max : pm, sm)
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i], si = rho * s[i] + (1.0f - rho) * gi * gi;
         float pi = p[i] - lr * gi / (sqrtf(si) + eps);
-        if (commit) {
-            g[i] = 0.0f;
-            s[i] = si;
-            p[i] = pi;
-            KEEP_MAX(pm, pi);
-            KEEP_MAX(sm, si);
-        } else {
-            probe += pi * 0.0f + si * 0.0f;
-        }
+        probe += pi * 0.0f + si * 0.0f;
+        KEEP_MAX(pm, pi);
+        KEEP_MAX(sm, si);
     }
     st->probe += probe;
     st->p_max = pm;
@@ -212,24 +221,29 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
     float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];
     float step_size = (float)(s[VAE_OPT_LEARNING_RATE] / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
     float inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(s[VAE_OPT_BETA2], (double)o->steps)));
-    float *m = o->moment1, *v = o->moment2, probe = 0.0f;
-    float pm = st->p_max, mm = st->m1_max, vm = st->m2_max;
+    float *m = o->moment1, *v = o->moment2, probe = 0.0f, pm, mm, vm;
+    if (commit) {
+        for (int64_t i = lo; i < hi; i++) {
+            float gi = scale * g[i];
+            g[i] = 0.0f;
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
+        }
+        return;
+    }
+    pm = st->p_max;
+    mm = st->m1_max;
+    vm = st->m2_max;
 #pragma omp simd reduction(+ : probe) reduction(max : pm, mm, vm)
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         float pi = p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_c2 + eps);
-        if (commit) {
-            g[i] = 0.0f;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] = pi;
-            KEEP_MAX(pm, pi);
-            KEEP_MAX(mm, mi);
-            KEEP_MAX(vm, vi);
-        } else {
-            probe += pi * 0.0f + mi * 0.0f + vi * 0.0f;
-        }
+        probe += pi * 0.0f + mi * 0.0f + vi * 0.0f;
+        KEEP_MAX(pm, pi);
+        KEEP_MAX(mm, mi);
+        KEEP_MAX(vm, vi);
     }
     st->probe += probe;
     st->p_max = pm;
@@ -237,16 +251,17 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
     st->m2_max = vm;
 }
 
-#define UPDATE_BODY(commit)                                                        \
-    switch (o->kind) {                                                             \
-    case VAE_OPTIMIZER_SGD: sgd(o, params, grad, scale, lo, hi, commit, st); break; \
+#define UPDATE_BODY(commit)                                                                 \
+    switch (o->kind) {                                                                      \
+    case VAE_OPTIMIZER_SGD: sgd(o, params, grad, scale, lo, hi, commit, st); break;         \
     case VAE_OPTIMIZER_RMSPROP: rmsprop(o, params, grad, scale, lo, hi, commit, st); break; \
-    case VAE_OPTIMIZER_ADAM: adam(o, params, grad, scale, lo, hi, commit, st); break; \
+    case VAE_OPTIMIZER_ADAM: adam(o, params, grad, scale, lo, hi, commit, st); break;       \
     }
 
 VAE_HOT void vae__optimizer_update(vae_optimizer *o, float *params, float *grad, float scale,
-                                   int64_t lo, int64_t hi, update_stats *st)
+                                   int64_t lo, int64_t hi)
 {
+    update_stats *st = NULL; /* unused by the storing loops */
     UPDATE_BODY(1)
 }
 
@@ -257,11 +272,16 @@ VAE_HOT void vae__optimizer_probe(vae_optimizer *o, float *params, float *grad, 
 }
 
 /* Whether the next update (step count already advanced) certainly leaves
-   every weight and moment finite, from the largest magnitudes the last
-   update left and the gradient's norm, which bounds each element.  Far
-   from float's range, as training always is, this holds and the update
-   runs unchecked; otherwise the caller probes first. */
-int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double grad_max)
+   every weight and moment finite, judged from bounds on the magnitudes of
+   the weights (p_max), the moments (o->m1_max, o->m2_max) and each
+   gradient element (grad_max, the gradient's norm).  If so, next[] gets
+   the bounds after the update: the weights' grows by the largest step,
+   the moments' by what one gradient adds.  Far from float's range, as
+   training always is, this holds and the update runs unchecked, with no
+   pass to measure anything; otherwise the caller probes, and the probe's
+   measured maxima become the bounds again. */
+int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad_max,
+                               double next[3])
 {
     const double limit = 1e37, *s = o->settings;
     double lr = s[VAE_OPT_LEARNING_RATE], eps = s[VAE_OPT_EPSILON], m1, m2 = 0.0, step;
@@ -282,5 +302,8 @@ int vae__optimizer_update_is_safe(const vae_optimizer *o, double p_max, double g
         step = lr / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)) * m1 / eps;
         break;
     }
-    return m1 < limit && m2 < limit && p_max + step < limit;
+    next[0] = p_max + step;
+    next[1] = m1;
+    next[2] = m2;
+    return m1 < limit && m2 < limit && next[0] < limit;
 }

@@ -102,8 +102,9 @@ static void reduce_slice(void *arg, int t)
 
 static void update_range(update_job *job, int t, int64_t lo, int64_t hi)
 {
+    (void)t;
     vae__optimizer_update(job->opt, job->m->g->params, job->m->workers[0].c.param_grad,
-                          job->scale, lo, hi, &job->stats[t]);
+                          job->scale, lo, hi);
 }
 
 static void probe_range(update_job *job, int t, int64_t lo, int64_t hi)
@@ -115,34 +116,45 @@ static void probe_range(update_job *job, int t, int64_t lo, int64_t hi)
 static void update_slice(void *arg, int t) { each_live(arg, t, update_range); }
 static void probe_slice(void *arg, int t) { each_live(arg, t, probe_range); }
 
+/* Probes the update: fails if it would make any weight or moment not
+   finite, else measures the bounds the update will leave. */
+static vae_status probe(vae_model *m, vae_optimizer *opt, update_job *up, double next[3])
+{
+    float nan_if_bad = 0.0f;
+    memset(up->stats, 0, sizeof up->stats);
+    vae__pool_run(m->pool, probe_slice, up);
+    next[0] = next[1] = next[2] = 0.0;
+    for (int t = 0; t < m->threads; t++) {
+        nan_if_bad += up->stats[t].probe;
+        next[0] = fmax(next[0], up->stats[t].p_max);
+        next[1] = fmax(next[1], up->stats[t].m1_max);
+        next[2] = fmax(next[2], up->stats[t].m2_max);
+    }
+    if (!isnan(nan_if_bad))
+        return VAE_OK;
+    return vae__fail(VAE_ERR_NOT_FINITE, "the update at step %lld would make weights or "
+                     "optimizer moments not finite (learning rate %g); the weights are those "
+                     "before this step", (long long)m->train.steps,
+                     opt->settings[VAE_OPT_LEARNING_RATE]);
+}
+
 /* Updates the weights unless that would make any weight or moment not
    finite; then fails and leaves them (and the step count) as they were. */
 static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, double grad_max)
 {
-    float probe = 0.0f;
-    double p_max = m->param_max_known ? m->param_max : INFINITY;
+    double next[3], p_max = m->param_max_known ? m->param_max : INFINITY;
+    vae_status s;
     opt->steps++;
-    memset(up->stats, 0, sizeof up->stats);
-    if (!vae__optimizer_update_is_safe(opt, p_max, grad_max)) {
-        vae__pool_run(m->pool, probe_slice, up);
-        for (int t = 0; t < m->threads; t++)
-            probe += up->stats[t].probe;
-        if (isnan(probe)) {
-            opt->steps--;
-            vae__clear_gradients(m);
-            return vae__fail(VAE_ERR_NOT_FINITE, "the update at step %lld would make weights or "
-                             "optimizer moments not finite (learning rate %g); the weights are "
-                             "those before this step", (long long)m->train.steps,
-                             opt->settings[VAE_OPT_LEARNING_RATE]);
-        }
+    if (!vae__optimizer_next_bounds(opt, p_max, grad_max, next) &&
+        (s = probe(m, opt, up, next)) != VAE_OK) {
+        opt->steps--;
+        vae__clear_gradients(m);
+        return s;
     }
     vae__pool_run(m->pool, update_slice, up);
-    m->param_max = opt->m1_max = opt->m2_max = 0.0f;
-    for (int t = 0; t < m->threads; t++) {
-        m->param_max = fmaxf(m->param_max, up->stats[t].p_max);
-        opt->m1_max = fmaxf(opt->m1_max, up->stats[t].m1_max);
-        opt->m2_max = fmaxf(opt->m2_max, up->stats[t].m2_max);
-    }
+    m->param_max = next[0];
+    opt->m1_max = next[1];
+    opt->m2_max = next[2];
     m->param_max_known = opt->maxima_known = 1;
     return VAE_OK;
 }

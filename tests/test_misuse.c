@@ -258,24 +258,34 @@ START_TEST(test_update_to_infinity)
 }
 END_TEST
 
-/* The bound that lets an update skip the probe pass: true in training's
-   range, false when the weights, moments or gradient are near float's
-   limit or the maxima are unknown. */
+/* The bounds that let an update skip the probe: in training's range the
+   next update is safe and the bounds grow by one step's worth; near
+   float's limit, or with unknown moments, it is not. */
 START_TEST(test_update_bound)
 {
     vae_model *m = small_vae();
     vae_optimizer *opt = NULL;
+    double next[3];
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 0.5), VAE_OK);
+    opt->steps = 1;
+    opt->m1_max = 2.0; /* momentum 0.9: the next velocity is at most 1.8 + 10 */
+    ck_assert(vae__optimizer_next_bounds(opt, 3.0, 10.0, next));
+    ck_assert_double_eq_tol(next[1], 11.8, 1e-12);
+    ck_assert_double_eq_tol(next[0], 3.0 + 0.5 * 11.8, 1e-12);
+    ck_assert(!vae__optimizer_next_bounds(opt, 1e38, 1.0, next));
+    ck_assert(!vae__optimizer_next_bounds(opt, 1.0, 1e20, next));
+    ck_assert(!vae__optimizer_next_bounds(opt, INFINITY, 1.0, next));
+    opt->m1_max = 1e38;
+    ck_assert(!vae__optimizer_next_bounds(opt, 1.0, 1.0, next));
+    opt->m1_max = 1.0;
+    opt->maxima_known = 0;
+    ck_assert(!vae__optimizer_next_bounds(opt, 1.0, 1.0, next));
+    vae_optimizer_free(opt);
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
     opt->steps = 1;
-    ck_assert(vae__optimizer_update_is_safe(opt, 10.0, 100.0));
-    ck_assert(!vae__optimizer_update_is_safe(opt, 1e38, 1.0));
-    ck_assert(!vae__optimizer_update_is_safe(opt, 1.0, 1e20));
-    ck_assert(!vae__optimizer_update_is_safe(opt, INFINITY, 1.0));
-    opt->m1_max = 1e36f;
-    ck_assert(!vae__optimizer_update_is_safe(opt, 1.0, 1.0));
-    opt->m1_max = 1.0f;
-    opt->maxima_known = 0;
-    ck_assert(!vae__optimizer_update_is_safe(opt, 1.0, 1.0));
+    ck_assert(vae__optimizer_next_bounds(opt, 10.0, 100.0, next));
+    ck_assert(next[2] >= 100.0 * 100.0);
     vae_optimizer_free(opt);
     vae_model_free(m);
 }

@@ -248,19 +248,23 @@ START_TEST(test_update_range_and_scale)
     float p[N] = {1.0f, 2.0f, 3.0f, 4.0f}, g[N] = {1.0f, 1.0f, 1.0f, 1.0f};
     update_stats st = {0};
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
-    vae__optimizer_update(opt, p, g, 0.5f, 1, 3, &st); /* lr 1e-3, v = 0.5 */
+    vae__optimizer_update(opt, p, g, 0.5f, 1, 3); /* lr 1e-3, v = 0.5 */
     ck_assert_float_eq(p[0], 1.0f);
     ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f, 1e-7f);
     ck_assert_float_eq_tol(p[2], 3.0f - 0.0005f, 1e-7f);
     ck_assert_float_eq(p[3], 4.0f);
     ck_assert(g[0] == 1.0f && g[1] == 0.0f && g[2] == 0.0f && g[3] == 1.0f);
     g[1] = g[2] = 1.0f;
-    st = (update_stats){0};
-    vae__optimizer_update(opt, p, g, 1.0f, 1, 3, &st); /* v = 0.9 * 0.5 + 1 */
-    ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f - 0.00145f, 1e-7f);
-    /* the largest magnitudes it left: weight 3 - lr v, momentum 1.45 */
+    /* the probe computes the same update and stores nothing: the largest
+       magnitudes it would leave are weight 3 - lr v and momentum 1.45 */
+    vae__optimizer_probe(opt, p, g, 1.0f, 1, 3, &st);
+    ck_assert(!isnan(st.probe));
     ck_assert_float_eq_tol(st.p_max, 3.0f - 0.0005f - 0.00145f, 1e-7f);
     ck_assert_float_eq_tol(st.m1_max, 1.45f, 1e-7f);
+    ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f, 1e-7f);
+    ck_assert(g[1] == 1.0f);
+    vae__optimizer_update(opt, p, g, 1.0f, 1, 3); /* v = 0.9 * 0.5 + 1 */
+    ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f - 0.00145f, 1e-7f);
     vae_optimizer_free(opt);
     vae_model_free(m);
 }
