@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: installs what is missing, then builds and
 # tests with OpenBLAS, with BLIS, and with AddressSanitizer +
-# UndefinedBehaviorSanitizer, and builds a consumer program against an
+# UndefinedBehaviorSanitizer (the example programs and their photo loader
+# included), and builds a consumer program against an
 # installed copy with both pkg-config and CMake's find_package.
 # Warnings are errors.  Usage: scripts/test.sh   (from anywhere)
 # Prints how long each stage took and, at the end, the total and the stages
@@ -117,7 +118,7 @@ fi
 
 if sanitizers_work; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
-  build_and_test asan -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_BUILD_EXAMPLES=OFF
+  build_and_test asan -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   skip "AddressSanitizer + UndefinedBehaviorSanitizer" \
        "cc cannot build or run a -fsanitize=address,undefined program"

@@ -13,7 +13,11 @@ passed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
 # "epoch=E position=P batch=B lr=X params=HASH" of model files
-info() { "$python" "$here/model_info.py" "$build/libvae.so" "$@"; }
+# Under the sanitizers the library needs the ASan runtime loaded first.
+info() {
+  LD_PRELOAD=${VAE_ASAN_PRELOAD:-} ASAN_OPTIONS=${VAE_ASAN_PRELOAD:+detect_leaks=0} \
+    "$python" "$here/model_info.py" "$build/libvae.so" "$@"
+}
 # The weights of two model files are the same, bit for bit (the files
 # themselves differ in the seconds of their history).
 same_params() { [ "$(info "$1" | sed 's/.*params=//')" = "$(info "$2" | sed 's/.*params=//')" ]; }
