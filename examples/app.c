@@ -500,6 +500,7 @@ static int run_app(app_run *r)
     printf("%s: %lld training images of %dx%dx%d, %lld parameters, %d threads, %s\n", r->app->name,
            (long long)vae_dataset_count(r->train), r->channels, r->height, r->width,
            (long long)vae_model_param_count(r->model), r->opt.threads, vae_blas_info());
+    fflush(stdout); /* before the progress lines on stderr, when both go to one file */
     if (!r->opt.load && (rc = train(r)) != 0)
         return rc;
     rc = app_draw_all(r);
