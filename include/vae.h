@@ -356,6 +356,47 @@ VAE_API int64_t vae_graph_node_size(const vae_graph *g, int node);
    is NULL or the node does not exist. */
 VAE_API int vae_graph_node_dims(const vae_graph *g, int node, int *dims);
 
+/* ---- Looking inside a graph (since 0.3) ----
+   Every node is one of these kinds; its operation has a stable name
+   ("input", "param", "noise", "matmul", "bias", "relu", "leaky_relu",
+   "tanh", "sigmoid", "softplus", "add", "mul", "scale", "concat",
+   "sample_normal", "bce_logits", "gaussian_loglik", "kl_std_normal",
+   "sum", "mean", "batch_mean", "conv2d", "conv2d_transpose", "reshape",
+   "made_matmul", "iaf_gate", "iaf_log_gate"; new operations add names,
+   none changes).  These return -1 (or NULL) for a NULL graph or a node
+   that does not exist. */
+typedef enum vae_node_kind {
+    VAE_NODE_INPUT = 0,   /* filled from the caller's rows (vae_graph_input) */
+    VAE_NODE_PARAM = 1,   /* a trained parameter (vae_graph_param, layers) */
+    VAE_NODE_NOISE = 2,   /* N(0, I) draws, made by vae_op_sample_normal */
+    VAE_NODE_COMPUTED = 3 /* the result of an operation */
+} vae_node_kind;
+/* Most inputs a node has. */
+#define VAE_MAX_NODE_INPUTS 4
+VAE_API int vae_graph_node_kind(const vae_graph *g, int node);
+/* The node's name, borrowed; NULL if it has none. */
+VAE_API const char *vae_graph_node_name(const vae_graph *g, int node);
+/* The operation's name (above), static storage. */
+VAE_API const char *vae_graph_node_op(const vae_graph *g, int node);
+/* Writes the node's inputs (up to VAE_MAX_NODE_INPUTS ids, -1 for an
+   optional input left out) and returns how many the operation takes;
+   -1 also if inputs is NULL. */
+VAE_API int vae_graph_node_inputs(const vae_graph *g, int node, int *inputs);
+/* 1 if the node has a row per batch item, 0 if not (parameters, the
+   objective). */
+VAE_API int vae_graph_node_batched(const vae_graph *g, int node);
+/* The role the node plays (vae_role), or -1 for none. */
+VAE_API int vae_graph_node_role(const vae_graph *g, int node);
+/* The graph as Graphviz DOT text: inputs as boxes, parameters as notes,
+   operations as rounded boxes with their output shapes, the roles marked
+   ("x: ", "mu: ", "z: ", "loss: ", ...) and drawn bold; `dot -Tsvg` draws
+   it.  Written into buf (size bytes, with the terminating NUL).  *needed
+   (if not NULL) gets the size needed, also when buf is too small; pass
+   buf NULL and size 0 to ask for it.  Returns VAE_OK; VAE_ERR_ARGUMENT if
+   g is NULL, buf is too small (buf untouched) or NULL with size > 0;
+   VAE_ERR_NO_MEMORY. */
+VAE_API vae_status vae_graph_dot(const vae_graph *g, char *buf, size_t size, size_t *needed);
+
 /* ---- Operations ----
    Each adds one node (unless it says otherwise) and writes its id to *out.
    They return VAE_OK; VAE_ERR_ARGUMENT for a NULL g or out, an input node
@@ -727,6 +768,34 @@ VAE_API vae_status vae_model_load(vae_model **out, const char *path);
    whose optimizer has not been taken by vae_optimizer_restore yet; 0 if m
    is NULL. */
 VAE_API int vae_model_has_training_state(const vae_model *m);
+
+/* ---- Parameters by name and a summary (since 0.3) ---- */
+/* Copies the parameter node called `name` (count = its size) to dst, or
+   sets it from src as vae_model_params_set does (finite values only; the
+   weights a MADE mask holds at zero stay zero).  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if m, name or the buffer is NULL, no node has that
+   name or it is not a parameter; VAE_ERR_SHAPE if count is not its size;
+   VAE_ERR_NOT_FINITE if a value to set is NaN or infinite (nothing
+   changed). */
+VAE_API vae_status vae_model_param_get(const vae_model *m, const char *name, float *dst,
+                                       int64_t count);
+VAE_API vae_status vae_model_param_set(vae_model *m, const char *name, const float *src,
+                                       int64_t count);
+/* A table in the spirit of Keras's model.summary(): one line per layer
+   (the nodes around a parameter group, with an activation or bias that
+   follows folded in) or standalone operation, with its kind, output shape
+   and parameter count, one line for the loss, then the total, the latent
+   size, the likelihood, the input shape and the memory the model would
+   plan to evaluate and to train at its maximum batch and thread count.
+   Buffer rules and statuses as vae_graph_dot (VAE_ERR_ARGUMENT if m is
+   NULL). */
+VAE_API vae_status vae_model_summary(const vae_model *m, char *buf, size_t size, size_t *needed);
+/* For a model from vae_model_load: the file's format (1 for files of
+   libvae 0.1 and 0.2, 2 since 0.3) and the libvae version that wrote it
+   ("0.3.0"; "" if the file does not say, as before 0.3).  0 and NULL for
+   a model that was built, not loaded. */
+VAE_API int vae_model_file_format(const vae_model *m);
+VAE_API const char *vae_model_file_writer(const vae_model *m);
 
 /* ---- History and metadata (since 0.3), saved in model files ----
    The history is a table of numbers: one row per epoch (1, 2, ...), one

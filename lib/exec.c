@@ -266,6 +266,22 @@ static int64_t bytes_to_plan(const vae_model *m, const unsigned char *in_any,
     return floats * m->threads * (int64_t)sizeof(float);
 }
 
+int64_t vae__model_bytes_needed(const vae_model *m, int grads)
+{
+    unsigned char *in_any = vae__calloc((size_t)m->g->n_nodes, 1);
+    unsigned char *in_train = vae__calloc((size_t)m->g->n_nodes, 1);
+    int64_t bytes = -1;
+    if (in_any && in_train) {
+        vae_model copy = *m; /* the slice size as planning will set it */
+        copy.slice_rows = (m->max_batch + m->threads - 1) / m->threads;
+        planned_nodes(m, in_any, in_train);
+        bytes = bytes_to_plan(&copy, in_any, in_train, grads);
+    }
+    free(in_any);
+    free(in_train);
+    return bytes;
+}
+
 vae_status vae__model_ensure_planned(vae_model *m, int grads)
 {
     unsigned char *in_any = NULL, *in_train = NULL;

@@ -101,6 +101,8 @@ struct vae_model {
     int unit_inputs;   /* a Bernoulli likelihood reads the input: values in [0, 1] */
     int64_t planned_bytes;
     int64_t memory_limit; /* planning more bytes than this fails */
+    int file_format;      /* of the file it was loaded from; 0 if built */
+    char file_writer[32]; /* the libvae version that wrote it; "" if unknown */
     train_state train;
     history hist;
     metadata meta;
@@ -120,6 +122,9 @@ void vae__model_free_plans(vae_model *m);
 /* Allocates values (and gradients if `grads`) for max_batch and threads. */
 vae_status vae__model_ensure_planned(vae_model *m, int grads);
 void vae__model_unplan(vae_model *m);
+/* Bytes the plans would take for max_batch and threads, with gradients if
+   `grads` (what vae__model_ensure_planned checks against the limit). */
+int64_t vae__model_bytes_needed(const vae_model *m, int grads);
 void vae__forward(const vae_model *m, const plan *p, exec_ctx *c);
 /* Adds the objective's gradient to c->param_grad, which holds zeros
    between training steps: whoever consumes it sets it back to zero

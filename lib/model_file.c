@@ -9,6 +9,7 @@
  *           moment arrays)
  *     hist  optional per-epoch history: named columns of doubles
  *     meta  optional host metadata: key/value strings
+ *     vers  optional: the libvae version that wrote the file (a string)
  *   "END!"  u32 CRC-32 of everything before it
  *
  * Integers and floats are little-endian.  Format 2 (libvae 0.3) changed
@@ -268,7 +269,7 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
     put(&b, MAGIC, 8);
     put_u32(&b, FORMAT_VERSION);
-    put_u32(&b, 2u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0));
+    put_u32(&b, 3u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0));
     write_graph(&b, m->g);
     {
         size_t at = begin_section(&b, "PARM");
@@ -282,6 +283,11 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         write_history(&b, &m->hist);
     if (m->meta.count > 0)
         write_metadata(&b, &m->meta);
+    {
+        size_t at = begin_section(&b, "vers");
+        put_string(&b, VAE_VERSION_STRING);
+        end_section(&b, at);
+    }
     put(&b, "END!", 4);
     if (!b.failed)
         put_u32(&b, (uint32_t)crc32_z(0L, b.data, b.len));
@@ -678,6 +684,19 @@ static vae_status read_metadata(rbuf *r, const char *path, metadata *md)
     return VAE_OK;
 }
 
+static vae_status read_writer(rbuf *r, const char *path, vae_model *m)
+{
+    char *version;
+    VAE_TRY(get_string(r, path, sizeof m->file_writer - 1, &version));
+    if (!vae__valid_name(version, strlen(version))) {
+        free(version);
+        return vae__fail(VAE_ERR_FORMAT, "%s: a bad version string", path);
+    }
+    strcpy(m->file_writer, version);
+    free(version);
+    return VAE_OK;
+}
+
 /* Model files above this are refused before anything is allocated. */
 #define MAX_MODEL_FILE ((off_t)1 << 36)
 
@@ -807,6 +826,8 @@ static vae_status read_section(const char *tag, rbuf *sec, const char *path, siz
         return read_history(sec, path, &(*m)->hist);
     if (memcmp(tag, "meta", 4) == 0 && (*m)->meta.count == 0)
         return read_metadata(sec, path, &(*m)->meta);
+    if (memcmp(tag, "vers", 4) == 0 && !(*m)->file_writer[0])
+        return read_writer(sec, path, *m);
     if (tag[0] >= 'a' && tag[0] <= 'z') { /* optional, from a newer libvae */
         sec->at = sec->len;
         return VAE_OK;
@@ -840,6 +861,8 @@ static vae_status parse(const char *path, const unsigned char *d, size_t len, ui
     }
     if (s == VAE_OK && (!m || !have_params || r.at != r.len))
         s = vae__fail(VAE_ERR_FORMAT, "%s: incomplete model file", path);
+    if (s == VAE_OK)
+        m->file_format = (int)version;
     if (s != VAE_OK) {
         vae_model_free(m);
         return s;
