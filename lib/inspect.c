@@ -191,6 +191,7 @@ typedef struct layer {
     char name[64], kind[64];
     int last;       /* the node whose shape the line shows */
     int64_t params;
+    int is_loss;    /* the line of the nodes that only compute the loss */
 } layer;
 
 /* Which nodes encoding, decoding and sampling z need: the rest computes
@@ -285,8 +286,10 @@ static int build_lines(const vae_model *m, layer *lines, int *line_of)
         if (n->op == OP_PARAM || n->op == OP_NOISE)
             continue;
         if (!in_net[id]) {
-            if (loss < 0)
+            if (loss < 0) {
                 loss = line_for(lines, &n_lines, "loss", "-ELBO");
+                lines[loss].is_loss = 1;
+            }
             l = loss;
         } else if (n->op == OP_INPUT) {
             l = line_for(lines, &n_lines, n->name ? n->name : "input", "input");
@@ -367,10 +370,12 @@ VAE_API vae_status vae_model_summary(const vae_model *m, char *buf, size_t size,
     for (int i = 0; i < 28 + 30 + 20 + 13; i++)
         add(&t, "-");
     add(&t, "\n");
-    for (int i = 0; i < n_lines; i++) {
-        add_line(&t, m->g, &lines[i]);
-        total += lines[i].params;
-    }
+    for (int pass = 0; pass < 2; pass++) /* the loss's line last */
+        for (int i = 0; i < n_lines; i++)
+            if (lines[i].is_loss == pass) {
+                add_line(&t, m->g, &lines[i]);
+                total += lines[i].params;
+            }
     add(&t, "Total parameters: ");
     add_count(&t, total);
     add(&t, "\nLatent size: %d; likelihood: %s; input ", vae_model_latent_size(m),

@@ -764,11 +764,14 @@ START_TEST(test_doctored_training_state)
     fix_crc(copy, len);
     write_all(bad, copy, len);
     expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "NaN moment");
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "moment value 0 is nan"));
     memcpy(copy, d, len);
-    memcpy(copy + len - 8 - 4, &(float){-1.0f}, 4); /* v of the last parameter */
+    /* v of the last parameter: the last 4 bytes of the section */
+    memcpy(copy + tran + 12 + rd32(d + tran + 4) - 4, &(float){-1.0f}, 4);
     fix_crc(copy, len);
     write_all(bad, copy, len);
     expect_load_fails(bad, VAE_ERR_FORMAT, VAE_ERR_FORMAT, "negative second moment");
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "is -1"));
     free(copy);
     free(d);
     vae_optimizer_free(opt);
