@@ -286,8 +286,10 @@ static int build_lines(const vae_model *m, layer *lines, int *line_of)
         if (n->op == OP_PARAM || n->op == OP_NOISE)
             continue;
         if (!in_net[id]) {
-            if (loss < 0) {
-                loss = line_for(lines, &n_lines, "loss", "-ELBO");
+            if (loss < 0) { /* its own line, whatever the layers are called */
+                loss = n_lines++;
+                snprintf(lines[loss].name, sizeof lines[loss].name, "loss");
+                snprintf(lines[loss].kind, sizeof lines[loss].kind, "-ELBO");
                 lines[loss].is_loss = 1;
             }
             l = loss;
