@@ -70,6 +70,25 @@ model_load = fn("vae_model_load", C.c_int, C.POINTER(C.c_void_p), C.c_char_p)
 optimizer_get_kind = fn("vae_optimizer_get_kind", C.c_int, C.c_void_p, int_p)
 set_memory_limit = fn("vae_model_set_memory_limit", C.c_int, C.c_void_p, C.c_int64)
 
+node_kind = fn("vae_graph_node_kind", C.c_int, C.c_void_p, C.c_int)
+node_op = fn("vae_graph_node_op", C.c_char_p, C.c_void_p, C.c_int)
+node_name = fn("vae_graph_node_name", C.c_char_p, C.c_void_p, C.c_int)
+node_inputs = fn("vae_graph_node_inputs", C.c_int, C.c_void_p, C.c_int, int_p)
+node_role = fn("vae_graph_node_role", C.c_int, C.c_void_p, C.c_int)
+node_batched = fn("vae_graph_node_batched", C.c_int, C.c_void_p, C.c_int)
+graph_find = fn("vae_graph_find", C.c_int, C.c_void_p, C.c_char_p)
+model_graph = fn("vae_model_graph", C.c_void_p, C.c_void_p)
+param_get = fn("vae_model_param_get", C.c_int, C.c_void_p, C.c_char_p, C.POINTER(C.c_float),
+               C.c_int64)
+param_set = fn("vae_model_param_set", C.c_int, C.c_void_p, C.c_char_p, C.POINTER(C.c_float),
+               C.c_int64)
+summary = fn("vae_model_summary", C.c_int, C.c_void_p, C.c_char_p, C.c_size_t,
+             C.POINTER(C.c_size_t))
+graph_dot = fn("vae_graph_dot", C.c_int, C.c_void_p, C.c_char_p, C.c_size_t,
+               C.POINTER(C.c_size_t))
+file_format = fn("vae_model_file_format", C.c_int, C.c_void_p)
+file_writer = fn("vae_model_file_writer", C.c_char_p, C.c_void_p)
+
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
 ACT_NONE, ACT_RELU = 0, 1
 OPTIMIZER_ADAM, OPT_LEARNING_RATE = 2, 0
@@ -204,6 +223,37 @@ check(history_get(loaded, 1, b"test_loss") == 42.5, "host's history value")
 check(math.isnan(history_get(loaded, 2, b"test_loss")), "unrecorded value is NaN")
 check(metadata(loaded, b"host.note") == b"from python", "metadata")
 check(metadata(loaded, b"absent") is None, "absent metadata")
+check(file_format(loaded) == 2 and file_writer(loaded) == version_string(), "file origin")
+
+# Looking inside: nodes, a layer by name, the summary and the diagram.
+lg = model_graph(loaded)
+enc_w = graph_find(lg, b"enc.w")
+check(node_kind(lg, enc_w) == 1 and node_batched(lg, enc_w) == 0, "parameter node")
+check(node_op(lg, graph_find(lg, b"x")) == b"input" and node_role(lg, graph_find(lg, b"x")) == 0,
+      "input node")
+ins = (C.c_int * 4)()
+consumers = [i for i in range(200) if node_inputs(lg, i, ins) > 0 and enc_w in list(ins)[:2]]
+check(consumers and node_op(lg, consumers[0]) == b"matmul", "enc.w feeds a matmul")
+weights = (C.c_float * (features * 12))()
+ok(param_get(loaded, b"enc.w", weights, len(weights)))
+weights[0] = 0.25
+ok(param_set(loaded, b"enc.w", weights, len(weights)))
+back = (C.c_float * (features * 12))()
+ok(param_get(loaded, b"enc.w", back, len(back)))
+check(list(back) == list(weights), "a layer set by name reads back")
+weights[1] = float("nan")
+check(param_set(loaded, b"enc.w", weights, len(weights)) == 6, "NaN weights refused")
+need = C.c_size_t()
+ok(summary(loaded, None, 0, C.byref(need)))
+text = C.create_string_buffer(need.value)
+ok(summary(loaded, text, need.value, None))
+total = int(text.value.decode().split("Total parameters: ")[1].split()[0].replace(",", ""))
+param_count = fn("vae_model_param_count", C.c_int64, C.c_void_p)
+check(b"flow0" in text.value and total == param_count(loaded), "summary total")
+ok(graph_dot(lg, None, 0, C.byref(need)))
+text = C.create_string_buffer(need.value)
+ok(graph_dot(lg, text, need.value, None))
+check(text.value.startswith(b"digraph vae {") and b"z: " in text.value, "diagram")
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))
