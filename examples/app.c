@@ -482,6 +482,24 @@ static int prepare(app_run *r)
     return r->opt.n_decode > 0 ? 0 : load_data(r);
 }
 
+/* The model's layers, shapes and parameter counts (vae-inspect prints the
+   same), after the header line unless --quiet. */
+static int print_summary(const app_run *r)
+{
+    size_t needed = 0;
+    char *text;
+    CALL(r, "model summary", vae_model_summary(r->model, NULL, 0, &needed));
+    if (!(text = malloc(needed))) {
+        fprintf(stderr, "%s: model summary: out of memory\n", r->app->name);
+        return 1;
+    }
+    vae_status s = vae_model_summary(r->model, text, needed, NULL);
+    if (s == VAE_OK)
+        printf("\n%s\n", text);
+    free(text);
+    return s != VAE_OK ? app_fail(r, "model summary", s) : 0;
+}
+
 static int run_app(app_run *r)
 {
     int rc;
@@ -500,6 +518,8 @@ static int run_app(app_run *r)
     printf("%s: %lld training images of %dx%dx%d, %lld parameters, %d threads, %s\n", r->app->name,
            (long long)vae_dataset_count(r->train), r->channels, r->height, r->width,
            (long long)vae_model_param_count(r->model), r->opt.threads, vae_blas_info());
+    if (!r->opt.quiet && print_summary(r))
+        return 1;
     fflush(stdout); /* before the progress lines on stderr, when both go to one file */
     if (!r->opt.load && (rc = train(r)) != 0)
         return rc;

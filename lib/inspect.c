@@ -174,6 +174,11 @@ static void add_shape(text *t, const node *n)
     add(t, ")");
 }
 
+/* What the roles are called on the diagram, as in the VAE papers. */
+static const char *const role_labels[VAE_ROLE_COUNT_] = {
+    "x", "mu", "logvar", "z", "logits", "loss", "-ELBO", "decoded", "log w",
+};
+
 /* ---- the summary ---- */
 
 static int is_activation(int op)
@@ -254,10 +259,16 @@ static int place(const vae_graph *g, int id, layer *lines, int *n_lines, const i
             return line_for(lines, n_lines, name, layer_kind(n->op));
         }
     }
+    /* (the logits stay a line of their own: the loss reads them, not the
+       sigmoid after them) */
     if ((is_activation(n->op) || n->op == OP_BIAS) && line_of[n->in[0]] >= 0 &&
-        lines[line_of[n->in[0]]].last == n->in[0] && g->nodes[n->in[0]].op != OP_INPUT)
+        lines[line_of[n->in[0]]].last == n->in[0] && g->nodes[n->in[0]].op != OP_INPUT &&
+        vae_graph_node_role(g, n->in[0]) != VAE_ROLE_LOGITS)
         return line_of[n->in[0]];
-    snprintf(name, sizeof name, "%s.%d", vae__ops[n->op]->name, id);
+    if (vae_graph_node_role(g, id) >= 0)
+        snprintf(name, sizeof name, "%s", role_labels[vae_graph_node_role(g, id)]);
+    else
+        snprintf(name, sizeof name, "%s.%d", vae__ops[n->op]->name, id);
     return line_for(lines, n_lines, name, vae__ops[n->op]->name);
 }
 
@@ -266,7 +277,7 @@ static void note_activation(layer *l, const node *n)
     int act = n->op == OP_CONV2D || n->op == OP_CONV2D_TRANSPOSE ? n->iattr[3] : 0;
     const char *name = is_activation(n->op) ? vae__ops[n->op]->name
                        : act > 0 && act < 6 ? activation_names[act] : NULL;
-    if (name && strlen(l->kind) + strlen(name) + 3 < sizeof l->kind)
+    if (name && strcmp(l->kind, name) != 0 && strlen(l->kind) + strlen(name) + 3 < sizeof l->kind)
         strcat(strcat(l->kind, ", "), name);
 }
 
@@ -409,10 +420,6 @@ static void add_escaped(text *t, const char *s)
     }
 }
 
-/* What the roles are called on the diagram, as in the VAE papers. */
-static const char *const role_labels[VAE_ROLE_COUNT_] = {
-    "x", "mu", "logvar", "z", "logits", "loss", "-ELBO", "decoded", "log w",
-};
 
 static void add_dot_node(text *t, const vae_graph *g, int id)
 {

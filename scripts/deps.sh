@@ -4,14 +4,14 @@
 #   demo  what building the library and the example programs needs
 #         (scripts/demo.sh)
 #   test  that, and what only the test suite needs: Check for the C tests,
-#         python3 for the ctypes (FFI) test and the examples' test
-#         (scripts/test.sh)
+#         python3 for the ctypes (FFI) test and the examples' test, Graphviz
+#         for its check of vae-inspect --dot (scripts/test.sh)
 # Without demo or test as the first argument, both sets are installed, with
 # any arguments as extra packages (the older form: scripts/deps.sh PKG...).
 set -euo pipefail
 demo=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libstb-dev libplplot-dev plplot-driver-cairo)
-test=(check python3)
+test=(check python3 graphviz)
 case "${1:-}" in
   demo) shift; packages=("${demo[@]}" "$@") ;;
   test) shift; packages=("${demo[@]}" "${test[@]}" "$@") ;;

@@ -1,9 +1,9 @@
 """What test_examples.sh needs to know of saved models, through ctypes:
-one line per file, "epoch=E position=P batch=B lr=X params=SHA256", where
-position and batch place a stopped epoch, lr is the saved optimizer's
-learning rate (none without a training state) and params is the hash of
-all parameters, bit for bit, so that runs can be compared without the
-history's seconds.
+one line per file, "epoch=E position=P batch=B lr=X count=N params=SHA256",
+where position and batch place a stopped epoch, lr is the saved
+optimizer's learning rate (none without a training state), count is
+vae_model_param_count and params is the hash of all parameters, bit for
+bit, so that runs can be compared without the history's seconds.
 Usage: model_info.py path/to/libvae.so FILE..."""
 import ctypes as C
 import hashlib
@@ -47,6 +47,6 @@ for path in sys.argv[2:]:
         assert optimizer_get(opt, LEARNING_RATE, C.byref(value)) == 0, last_error()
         lr = repr(value.value)
         optimizer_free(opt)
-    print("epoch=%d position=%d batch=%d lr=%s params=%s" % (
-        epoch(m), position(m), epoch_batch(m), lr, hashlib.sha256(bytes(params)).hexdigest()))
+    print("epoch=%d position=%d batch=%d lr=%s count=%d params=%s" % (
+        epoch(m), position(m), epoch_batch(m), lr, n, hashlib.sha256(bytes(params)).hexdigest()))
     model_free(m)

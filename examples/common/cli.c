@@ -266,6 +266,10 @@ int ex_parse_args(int argc, char **argv, ex_options *opt)
             opt->help = 1;
             continue;
         }
+        if (!strcmp(arg, "--quiet")) {
+            opt->quiet = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", prog_name,
                     arg, prog_name);
@@ -279,8 +283,8 @@ int ex_parse_args(int argc, char **argv, ex_options *opt)
             len = sizeof flag - 1; /* long enough to be unknown anyway */
         memcpy(flag, arg + 2, len);
         flag[len] = '\0';
-        if (!strcmp(flag, "help")) {
-            fprintf(stderr, "%s: --help takes no value\n", prog_name);
+        if (!strcmp(flag, "help") || !strcmp(flag, "quiet")) {
+            fprintf(stderr, "%s: --%s takes no value\n", prog_name, flag);
             return 2;
         }
         if (flag_index(flag) < 0) {
@@ -412,6 +416,8 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
     if (d->size > 0)
         fprintf(out, "  --size N              images are centre-cropped and resized to NxN (%d)\n",
                 d->size);
+    fprintf(out, "  --quiet               do not print the model summary (its layers, shapes and\n"
+                 "                        parameter counts) at start\n");
     fprintf(out, "  -h, --help            show this help and exit\n");
     fprintf(out,
             "\nWith --resume FILE or --load FILE the network comes from FILE: --hidden,\n"

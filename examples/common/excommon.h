@@ -94,12 +94,14 @@ typedef struct ex_options {
     float decode[EX_MAX_DECODE]; /* --decode X,Y,... */
     int n_decode;
     int help;                /* --help (or -h) was given */
+    int quiet;               /* --quiet: no model summary at start */
     uint32_t given;          /* which flags the command line set (ex_flag_given) */
 } ex_options;
 
 /* Generic defaults: data "data", out "out", 10 epochs, batch 100, hidden
    512, latent 2, bce, adam, lr 1e-3, seed 42, every core, no limit, no
-   flow (IAF hidden 500), no importance-weighted evaluation. */
+   flow (IAF hidden 500), no importance-weighted evaluation, the model
+   summary printed (not --quiet). */
 void ex_options_init(ex_options *opt);
 
 /* Parse argv over the defaults already in *opt ("--flag value" and

@@ -185,7 +185,7 @@ static void test_parser(void)
     CHECK(parse(&o, (const char *const[]){NULL}) == 0);
     CHECK(o.epochs == 10 && o.batch == 100 && o.n_hidden == 1 && o.hidden[0] == 512);
     CHECK(o.threads == (int)sysconf(_SC_NPROCESSORS_ONLN));
-    CHECK(o.resume == NULL && o.load == NULL && o.n_decode == 0 && !o.help);
+    CHECK(o.resume == NULL && o.load == NULL && o.n_decode == 0 && !o.help && !o.quiet);
 
     CHECK(parse(&o, ARGS("--data", "/d", "--out=/o", "--epochs", "0", "--batch=128",
                          "--hidden", "512,256,64", "--latent=20", "--loss", "mse",
@@ -220,6 +220,10 @@ static void test_parser(void)
     ex_options_init(&back);
     CHECK(ex_set_option(&back, "lr", text) == 0 && back.lr == o.lr && !ex_flag_given(&back, "lr"));
 
+    /* --quiet takes no value */
+    CHECK(parse(&o, ARGS("--epochs", "3", "--quiet")) == 0);
+    CHECK(o.quiet == 1 && o.epochs == 3 && !ex_flag_given(&o, "quiet"));
+
     /* later flags win */
     CHECK(parse(&o, ARGS("--hidden", "1,2,3", "--hidden", "7")) == 0);
     CHECK(o.n_hidden == 1 && o.hidden[0] == 7);
@@ -239,7 +243,7 @@ static void test_parser(void)
         ARGS("--seed", "-1"),          ARGS("--seed", "99999999999999999999"),
         ARGS("--threads", "-2"),       ARGS("--limit", "-5"),     ARGS("--decode", "1,x"),
         ARGS("--epochs", "99999999999"), ARGS("--out="),          ARGS("--help=yes"),
-        ARGS("stray"),                 ARGS("--out", "--epochs", "3"),                 ARGS("-x"),                ARGS("--"),
+        ARGS("--quiet=1"),        ARGS("stray"),                 ARGS("--out", "--epochs", "3"),                 ARGS("-x"),                ARGS("--"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = parse(&o, bad[i]);
