@@ -86,7 +86,7 @@ static vae_status find_param(const vae_model *m, const char *name, int64_t count
 VAE_API vae_status vae_model_param_get(const vae_model *m, const char *name, float *dst,
                                        int64_t count)
 {
-    const node *n;
+    const node *n = NULL;
     VAE_TRY(find_param(m, name, count, "vae_model_param_get", &n));
     if (!dst)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_param_get: dst is NULL");
@@ -97,7 +97,7 @@ VAE_API vae_status vae_model_param_get(const vae_model *m, const char *name, flo
 VAE_API vae_status vae_model_param_set(vae_model *m, const char *name, const float *src,
                                        int64_t count)
 {
-    const node *n;
+    const node *n = NULL;
     VAE_TRY(find_param(m, name, count, "vae_model_param_set", &n));
     if (!src)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_param_set: src is NULL");
