@@ -232,9 +232,40 @@ typedef enum vae_optimizer_option {
     VAE_OPT_BETA2 = 3,         /* Adam only */
     VAE_OPT_EPSILON = 4,       /* Adam and RMSprop */
     VAE_OPT_RHO = 5,           /* RMSprop only: decay of the squared-gradient mean */
-    VAE_OPT_CLIP_NORM = 6      /* every kind: clip gradients to this global L2
+    VAE_OPT_CLIP_NORM = 6,     /* every kind: clip gradients to this global L2
                                   norm; 0 (the default) = off */
+    /* Since 0.3, every kind: */
+    VAE_OPT_WEIGHT_DECAY = 7,  /* decoupled, as AdamW: each step first
+                                  multiplies every weight by 1 - rate * decay;
+                                  default 0 */
+    VAE_OPT_SCHEDULE = 8,      /* a vae_lr_schedule; default constant */
+    VAE_OPT_SCHEDULE_STEPS = 9, /* step: steps between decays; cosine: the
+                                   steps to anneal over (then it stays at
+                                   the minimum); a whole number >= 1,
+                                   default 1000 */
+    VAE_OPT_SCHEDULE_GAMMA = 10, /* step: factor per decay; exponential:
+                                    factor per step; in (0, 1], default 0.1 */
+    VAE_OPT_MIN_RATE = 11,     /* cosine: the rate it anneals to; default 0 */
+    VAE_OPT_WARMUP_STEPS = 12  /* the first N steps scale the rate by
+                                  (step + 1) / N, step counted from 0; a whole
+                                  number >= 0, default 0 (none) */
 } vae_optimizer_option;
+
+/* How the learning rate changes with the optimizer's step t (0 for the
+   first batch; vae_optimizer_steps before the step), lr being
+   VAE_OPT_LEARNING_RATE:
+     constant     lr
+     step         lr * gamma^floor(t / steps)
+     exponential  lr * gamma^t
+     cosine       min + (lr - min) * (1 + cos(pi * min(t, steps) / steps)) / 2
+   then times (t + 1) / warmup while t < warmup.  The step count is part of
+   the saved training state, so a resumed run continues the schedule. */
+typedef enum vae_lr_schedule {
+    VAE_LR_CONSTANT = 0,
+    VAE_LR_STEP = 1,
+    VAE_LR_EXPONENTIAL = 2,
+    VAE_LR_COSINE = 3
+} vae_lr_schedule;
 
 typedef enum vae_log_level {
     VAE_LOG_ERROR = 0,
@@ -855,6 +886,9 @@ VAE_API vae_status vae_optimizer_get(const vae_optimizer *opt, vae_optimizer_opt
                                      double *value);
 /* Updates made (restored with the optimizer), or 0 if opt is NULL. */
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *opt);
+/* The learning rate the next step will use, from the schedule (above);
+   NaN if opt is NULL.  (Since 0.3.) */
+VAE_API double vae_optimizer_rate(const vae_optimizer *opt);
 /* The optimizer's kind.  Returns VAE_OK; VAE_ERR_ARGUMENT if either
    pointer is NULL.  (Since 0.3.) */
 VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *opt, vae_optimizer_kind *kind);

@@ -54,7 +54,7 @@ void vae__pool_free(vae_pool *p);
 int vae__pool_threads(const vae_pool *p);
 
 /* Optimizer state; see optim.c. */
-enum { OPTIMIZER_SETTINGS = VAE_OPT_CLIP_NORM + 1 };
+enum { OPTIMIZER_SETTINGS = VAE_OPT_WARMUP_STEPS + 1 };
 struct vae_optimizer {
     vae_model *model;
     vae_optimizer_kind kind;
@@ -180,6 +180,8 @@ void vae__optimizer_probe(vae_optimizer *opt, float *params, float *grad, float 
 int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad_max,
                                double next[3]);
 int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option option);
+/* The rate of the step about to be taken, o->steps of them done. */
+double vae__optimizer_rate_at(const vae_optimizer *o, int64_t done);
 /* Fails unless value is valid for option, as vae_optimizer_set checks it. */
 vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,
                                       double value, const char *what);

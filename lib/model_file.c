@@ -551,7 +551,7 @@ static vae_status read_progress(rbuf *r, const char *path, uint32_t version, tra
    ignored. */
 static vae_status read_settings(rbuf *r, const char *path, uint32_t version, vae_optimizer *o)
 {
-    uint32_t count = version >= 2 ? get_u32(r) : OPTIMIZER_SETTINGS;
+    uint32_t count = version >= 2 ? get_u32(r) : 7; /* format 1: up to the clip norm */
     if (count > 1024)
         return vae__fail(VAE_ERR_FORMAT, "%s: %u optimizer settings", path, count);
     for (uint32_t i = 0; i < count && !r->short_read; i++) {

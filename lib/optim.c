@@ -17,6 +17,12 @@ static void set_defaults(vae_optimizer *o)
     s[VAE_OPT_EPSILON] = o->kind == VAE_OPTIMIZER_RMSPROP ? 1e-7 : 1e-8;
     s[VAE_OPT_RHO] = 0.9;
     s[VAE_OPT_CLIP_NORM] = 0.0;
+    s[VAE_OPT_WEIGHT_DECAY] = 0.0;
+    s[VAE_OPT_SCHEDULE] = VAE_LR_CONSTANT;
+    s[VAE_OPT_SCHEDULE_STEPS] = 1000.0;
+    s[VAE_OPT_SCHEDULE_GAMMA] = 0.1;
+    s[VAE_OPT_MIN_RATE] = 0.0;
+    s[VAE_OPT_WARMUP_STEPS] = 0.0;
 }
 
 vae_status vae__optimizer_alloc(vae_optimizer **out, vae_model *m, vae_optimizer_kind kind)
@@ -75,7 +81,13 @@ int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option opti
 {
     switch (option) {
     case VAE_OPT_LEARNING_RATE:
-    case VAE_OPT_CLIP_NORM: return 1;
+    case VAE_OPT_CLIP_NORM:
+    case VAE_OPT_WEIGHT_DECAY:
+    case VAE_OPT_SCHEDULE:
+    case VAE_OPT_SCHEDULE_STEPS:
+    case VAE_OPT_SCHEDULE_GAMMA:
+    case VAE_OPT_MIN_RATE:
+    case VAE_OPT_WARMUP_STEPS: return 1;
     case VAE_OPT_MOMENTUM: return kind == VAE_OPTIMIZER_SGD;
     case VAE_OPT_BETA1:
     case VAE_OPT_BETA2: return kind == VAE_OPTIMIZER_ADAM;
@@ -87,6 +99,8 @@ int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option opti
 
 static const char *const option_names[OPTIMIZER_SETTINGS] = {
     "learning rate", "momentum", "beta1", "beta2", "epsilon", "rho", "clip norm",
+    "weight decay", "schedule", "schedule steps", "schedule gamma", "minimum rate",
+    "warm-up steps",
 };
 
 static vae_status check_option(const vae_optimizer *o, vae_optimizer_option option, const char *what)
@@ -101,20 +115,59 @@ static vae_status check_option(const vae_optimizer *o, vae_optimizer_option opti
     return VAE_OK;
 }
 
+/* The range each option takes, as text for messages; 0 if value is in it. */
+static const char *out_of_range(vae_optimizer_option option, double value)
+{
+    int whole = value == floor(value) && value < 9007199254740992.0;
+    switch (option) {
+    case VAE_OPT_MOMENTUM:
+    case VAE_OPT_BETA1:
+    case VAE_OPT_BETA2:
+    case VAE_OPT_RHO: return value >= 0.0 && value < 1.0 ? NULL : "0 <= value < 1";
+    case VAE_OPT_EPSILON: return value > 0.0 ? NULL : "value > 0";
+    case VAE_OPT_LEARNING_RATE:
+    case VAE_OPT_MIN_RATE:
+        /* a rate that rounds to infinity in float is no rate */
+        return value >= 0.0 && value <= 1e30 ? NULL : "0 <= value <= 1e30";
+    case VAE_OPT_SCHEDULE:
+        return whole && value >= 0.0 && value <= VAE_LR_COSINE ? NULL : "a vae_lr_schedule";
+    case VAE_OPT_SCHEDULE_STEPS: return whole && value >= 1.0 ? NULL : "a whole number >= 1";
+    case VAE_OPT_WARMUP_STEPS: return whole && value >= 0.0 ? NULL : "a whole number >= 0";
+    case VAE_OPT_SCHEDULE_GAMMA: return value > 0.0 && value <= 1.0 ? NULL : "0 < value <= 1";
+    default: return value >= 0.0 ? NULL : "finite, >= 0";
+    }
+}
+
 vae_status vae__optimizer_check_value(const vae_optimizer *o, vae_optimizer_option option,
                                       double value, const char *what)
 {
-    int is_rate = option == VAE_OPT_MOMENTUM || option == VAE_OPT_BETA1 ||
-                  option == VAE_OPT_BETA2 || option == VAE_OPT_RHO;
-    /* a learning rate that rounds to zero or infinity in float is no rate */
-    int is_lr = option == VAE_OPT_LEARNING_RATE;
-    if (!isfinite(value) || value < 0.0 || (is_rate && value >= 1.0) ||
-        (option == VAE_OPT_EPSILON && value <= 0.0) || (is_lr && value > 1e30))
+    const char *range = isfinite(value) ? out_of_range(option, value) : "finite";
+    if (range)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: %s %g is out of range for %s (%s)", what,
-                         option_names[option], value, kind_names[o->kind],
-                         is_rate ? "0 <= value < 1" : option == VAE_OPT_EPSILON ? "value > 0"
-                         : is_lr ? "0 <= value <= 1e30" : "finite, >= 0");
+                         option_names[option], value, kind_names[o->kind], range);
     return VAE_OK;
+}
+
+double vae__optimizer_rate_at(const vae_optimizer *o, int64_t t)
+{
+    const double *s = o->settings;
+    double lr = s[VAE_OPT_LEARNING_RATE], gamma = s[VAE_OPT_SCHEDULE_GAMMA];
+    double steps = s[VAE_OPT_SCHEDULE_STEPS], warmup = s[VAE_OPT_WARMUP_STEPS];
+    switch ((int)s[VAE_OPT_SCHEDULE]) {
+    case VAE_LR_STEP: lr *= pow(gamma, floor((double)t / steps)); break;
+    case VAE_LR_EXPONENTIAL: lr *= pow(gamma, (double)t); break;
+    case VAE_LR_COSINE: {
+        double min = s[VAE_OPT_MIN_RATE], done = fmin((double)t, steps) / steps;
+        lr = min + (lr - min) * 0.5 * (1.0 + cos(3.14159265358979323846 * done));
+        break;
+    }
+    }
+    return warmup > 0.0 && (double)t < warmup ? lr * (fmax((double)t, 0.0) + 1.0) / warmup : lr;
+}
+
+VAE_API double vae_optimizer_rate(const vae_optimizer *o)
+{
+    return o ? vae__optimizer_rate_at(o, o->steps) : NAN;
 }
 
 VAE_API vae_status vae_optimizer_set(vae_optimizer *o, vae_optimizer_option option, double value)
@@ -153,16 +206,27 @@ VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->step
    magnitudes, which become the next bounds. */
 #define KEEP_MAX(acc, x) acc = fabsf(x) > acc ? fabsf(x) : acc
 
+/* The rate of the step being taken: the caller has counted it already. */
+static double step_rate(const vae_optimizer *o) { return vae__optimizer_rate_at(o, o->steps - 1); }
+
+/* What decoupled weight decay leaves of each weight before the step (1
+   without decay, which multiplies exactly). */
+static float decay_factor(const vae_optimizer *o, double rate)
+{
+    return (float)(1.0 - rate * o->settings[VAE_OPT_WEIGHT_DECAY]);
+}
+
 /* v = momentum v + g;  p -= lr v   (PyTorch's form) */
 static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi,
                        const int commit, update_stats *st)
 {
-    float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], mom = (float)o->settings[VAE_OPT_MOMENTUM];
+    double rate = step_rate(o);
+    float lr = (float)rate, keep = decay_factor(o, rate), mom = (float)o->settings[VAE_OPT_MOMENTUM];
     float *v = o->moment1, probe = 0.0f, pm, vm;
     if (commit) {
         for (int64_t i = lo; i < hi; i++) {
             v[i] = mom * v[i] + scale * g[i];
-            p[i] -= lr * v[i];
+            p[i] = keep * p[i] - lr * v[i];
             g[i] = 0.0f;
         }
         return;
@@ -171,7 +235,7 @@ static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_
     vm = st->m1_max;
 #pragma omp simd reduction(+ : probe) reduction(max : pm, vm)
     for (int64_t i = lo; i < hi; i++) {
-        float vi = mom * v[i] + scale * g[i], pi = p[i] - lr * vi;
+        float vi = mom * v[i] + scale * g[i], pi = keep * p[i] - lr * vi;
         probe += pi * 0.0f + vi * 0.0f;
         KEEP_MAX(pm, pi);
         KEEP_MAX(vm, vi);
@@ -185,7 +249,8 @@ static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_
 static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, int64_t lo,
                            int64_t hi, const int commit, update_stats *st)
 {
-    float lr = (float)o->settings[VAE_OPT_LEARNING_RATE], rho = (float)o->settings[VAE_OPT_RHO];
+    double rate = step_rate(o);
+    float lr = (float)rate, keep = decay_factor(o, rate), rho = (float)o->settings[VAE_OPT_RHO];
     float eps = (float)o->settings[VAE_OPT_EPSILON];
     float *s = o->moment1, probe = 0.0f, pm, sm;
     if (commit) {
@@ -193,7 +258,7 @@ static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, in
             float gi = scale * g[i];
             g[i] = 0.0f;
             s[i] = rho * s[i] + (1.0f - rho) * gi * gi;
-            p[i] -= lr * gi / (sqrtf(s[i]) + eps);
+            p[i] = keep * p[i] - lr * gi / (sqrtf(s[i]) + eps);
         }
         return;
     }
@@ -202,7 +267,7 @@ static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, in
 #pragma omp simd reduction(+ : probe) reduction(max : pm, sm)
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i], si = rho * s[i] + (1.0f - rho) * gi * gi;
-        float pi = p[i] - lr * gi / (sqrtf(si) + eps);
+        float pi = keep * p[i] - lr * gi / (sqrtf(si) + eps);
         probe += pi * 0.0f + si * 0.0f;
         KEEP_MAX(pm, pi);
         KEEP_MAX(sm, si);
@@ -219,7 +284,9 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
 {
     const double *s = o->settings;
     float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];
-    float step_size = (float)(s[VAE_OPT_LEARNING_RATE] / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
+    double rate = step_rate(o);
+    float keep = decay_factor(o, rate);
+    float step_size = (float)(rate / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
     float inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(s[VAE_OPT_BETA2], (double)o->steps)));
     float *m = o->moment1, *v = o->moment2, probe = 0.0f, pm, mm, vm;
     if (commit) {
@@ -228,7 +295,7 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
             g[i] = 0.0f;
             m[i] = b1 * m[i] + (1.0f - b1) * gi;
             v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-            p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
+            p[i] = keep * p[i] - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
         }
         return;
     }
@@ -239,7 +306,7 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
     for (int64_t i = lo; i < hi; i++) {
         float gi = scale * g[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float pi = p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_c2 + eps);
+        float pi = keep * p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_c2 + eps);
         probe += pi * 0.0f + mi * 0.0f + vi * 0.0f;
         KEEP_MAX(pm, pi);
         KEEP_MAX(mm, mi);
@@ -284,7 +351,8 @@ int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad
                                double next[3])
 {
     const double limit = 1e37, *s = o->settings;
-    double lr = s[VAE_OPT_LEARNING_RATE], eps = s[VAE_OPT_EPSILON], m1, m2 = 0.0, step;
+    double lr = step_rate(o), eps = s[VAE_OPT_EPSILON], m1, m2 = 0.0, step;
+    double keep = fabs(1.0 - lr * s[VAE_OPT_WEIGHT_DECAY]);
     if (!o->maxima_known || !(p_max < limit) || !(grad_max < 1e18))
         return 0;
     switch (o->kind) {
@@ -302,7 +370,7 @@ int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad
         step = lr / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)) * m1 / eps;
         break;
     }
-    next[0] = p_max + step;
+    next[0] = p_max * fmax(keep, 1.0) + step;
     next[1] = m1;
     next[2] = m2;
     return m1 < limit && m2 < limit && next[0] < limit;

@@ -87,6 +87,7 @@ summary = fn("vae_model_summary", C.c_int, C.c_void_p, C.c_char_p, C.c_size_t,
 graph_dot = fn("vae_graph_dot", C.c_int, C.c_void_p, C.c_char_p, C.c_size_t,
                C.POINTER(C.c_size_t))
 file_format = fn("vae_model_file_format", C.c_int, C.c_void_p)
+optimizer_rate = fn("vae_optimizer_rate", C.c_double, C.c_void_p)
 file_writer = fn("vae_model_file_writer", C.c_char_p, C.c_void_p)
 
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
@@ -210,6 +211,12 @@ ok(set_metadata(m, b"host.note", b"from python"))
 kind = C.c_int()
 ok(optimizer_get_kind(opt, C.byref(kind)))
 check(kind.value == OPTIMIZER_ADAM, "optimizer kind")
+OPT_SCHEDULE, OPT_SCHEDULE_GAMMA, LR_EXPONENTIAL = 8, 10, 2
+ok(optimizer_set(opt, OPT_SCHEDULE, LR_EXPONENTIAL))
+ok(optimizer_set(opt, OPT_SCHEDULE_GAMMA, 0.5))
+steps_fn = fn("vae_optimizer_steps", C.c_int64, C.c_void_p)
+expected = 0.01 * 0.5 ** steps_fn(opt)
+check(abs(optimizer_rate(opt) / expected - 1) < 1e-12, "exponential schedule")
 check(set_memory_limit(m, 0) == VAE_ERR_ARGUMENT, "memory limit must be positive")
 import os, tempfile
 path = os.path.join(tempfile.mkdtemp(), "m.vae").encode()

@@ -8,6 +8,7 @@
 #include <string.h>
 
 enum { N = 4 };
+#define M_PI_VALUE 3.14159265358979323846
 
 /* One input row; the zero makes one gradient exactly 0 (eps keeps 0/0 away). */
 static const float X[N] = {1.0f, -0.5f, 2.0f, 0.0f};
@@ -86,11 +87,11 @@ static void expect_params(vae_model *m, const ref_state *r, const char *what)
 /* The options each kind has, as vae.h lists them. */
 static int kind_has(vae_optimizer_kind kind, int option)
 {
-    static const char has[3][VAE_OPT_CLIP_NORM + 1] = {
-        /* lr mom b1 b2 eps rho clip */
-        {1, 1, 0, 0, 0, 0, 1}, /* SGD */
-        {1, 0, 0, 0, 1, 1, 1}, /* RMSprop */
-        {1, 0, 1, 1, 1, 0, 1}, /* Adam */
+    static const char has[3][VAE_OPT_WARMUP_STEPS + 1] = {
+        /* lr mom b1 b2 eps rho clip, then decay and the schedule's 5 for all */
+        {1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1}, /* SGD */
+        {1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* RMSprop */
+        {1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1}, /* Adam */
     };
     return has[kind][option];
 }
@@ -270,13 +271,153 @@ START_TEST(test_update_range_and_scale)
 }
 END_TEST
 
+/* The schedule's rate by the formulas of vae.h, computed here. */
+static double expected_rate(int schedule, double lr, double steps, double gamma, double min,
+                            double warmup, int t)
+{
+    double r = lr;
+    if (schedule == VAE_LR_STEP)
+        r = lr * pow(gamma, floor(t / steps));
+    else if (schedule == VAE_LR_EXPONENTIAL)
+        r = lr * pow(gamma, t);
+    else if (schedule == VAE_LR_COSINE)
+        r = min + (lr - min) * (1.0 + cos(M_PI_VALUE * (t < steps ? t : steps) / steps)) / 2.0;
+    return t < warmup ? r * (t + 1.0) / warmup : r;
+}
+
+/* A cosine schedule with warm-up: before every step, batch 0 included,
+   the rate is the formula's, and the step (SGD without momentum) moves the
+   weights by exactly that rate times the gradient.  Step and exponential
+   schedules by the formula too. */
+START_TEST(test_schedules)
+{
+    vae_model *m = quadratic_model();
+    vae_tensor *x = input_row();
+    vae_optimizer *opt;
+    float p0[N], p1[N];
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_MOMENTUM, 0.0), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 0.1), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_SCHEDULE, VAE_LR_COSINE), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_SCHEDULE_STEPS, 8), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_MIN_RATE, 0.01), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_WARMUP_STEPS, 3), VAE_OK);
+    for (int k = 0; k < 11; k++) {
+        double rate = expected_rate(VAE_LR_COSINE, 0.1, 8, 0.1, 0.01, 3, k);
+        ck_assert_double_eq_tol(vae_optimizer_rate(opt), rate, 1e-15);
+        ck_assert_int_eq(vae_model_params_get(m, p0, N), VAE_OK);
+        ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+        ck_assert_int_eq(vae_model_params_get(m, p1, N), VAE_OK);
+        for (int i = 0; i < N; i++)
+            ck_assert_double_eq_tol(p1[i], p0[i] - rate * 2.0 * X[i] * p0[i], 1e-6);
+    }
+    ck_assert_double_eq_tol(vae_optimizer_rate(opt), 0.01, 1e-15); /* past the steps: the minimum */
+    for (int sched = VAE_LR_STEP; sched <= VAE_LR_EXPONENTIAL; sched++) {
+        vae_optimizer *o2;
+        ck_assert_int_eq(vae_optimizer_create(&o2, m, VAE_OPTIMIZER_ADAM), VAE_OK);
+        ck_assert_int_eq(vae_optimizer_set(o2, VAE_OPT_SCHEDULE, sched), VAE_OK);
+        ck_assert_int_eq(vae_optimizer_set(o2, VAE_OPT_SCHEDULE_STEPS, 3), VAE_OK);
+        ck_assert_int_eq(vae_optimizer_set(o2, VAE_OPT_SCHEDULE_GAMMA, 0.5), VAE_OK);
+        for (int k = 0; k < 7; k++) {
+            ck_assert_double_eq_tol(vae_optimizer_rate(o2),
+                                    expected_rate(sched, 1e-3, 3, 0.5, 0, 0, k), 1e-18);
+            ck_assert_int_eq(vae_model_train_step(m, o2, x, NULL, NULL), VAE_OK);
+        }
+        vae_optimizer_free(o2);
+    }
+    ck_assert(isnan(vae_optimizer_rate(NULL)));
+    vae_optimizer_free(opt);
+    vae_tensor_free(x);
+    vae_model_free(m);
+}
+END_TEST
+
+/* Decoupled weight decay (AdamW's): SGD and Adam's first step by hand. */
+START_TEST(test_weight_decay)
+{
+    vae_model *m = quadratic_model();
+    vae_tensor *x = input_row();
+    vae_optimizer *opt;
+    float p0[N], p1[N];
+    ck_assert_int_eq(vae_model_params_get(m, p0, N), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_MOMENTUM, 0.0), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 0.1), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_WEIGHT_DECAY, 0.5), VAE_OK);
+    ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_params_get(m, p1, N), VAE_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_double_eq_tol(p1[i], p0[i] * (1.0 - 0.05) - 0.1 * 2.0 * X[i] * p0[i], 1e-6);
+    vae_optimizer_free(opt);
+    ck_assert_int_eq(vae_model_params_set(m, p0, N), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 0.01), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_WEIGHT_DECAY, 0.1), VAE_OK);
+    ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_params_get(m, p1, N), VAE_OK);
+    for (int i = 0; i < N; i++) {
+        /* Adam's first step: lr * g / (|g| + eps sqrt(1 - beta2)) */
+        double g = 2.0 * X[i] * p0[i];
+        double step = 0.01 * g / (fabs(g) + 1e-8 * sqrt(1.0 - 0.999));
+        ck_assert_double_eq_tol(p1[i], p0[i] * (1.0 - 0.01 * 0.1) - step, 1e-6);
+    }
+    vae_optimizer_free(opt);
+    vae_tensor_free(x);
+    vae_model_free(m);
+}
+END_TEST
+
+/* Schedule settings out of range are refused; the settings and the step
+   count come back from a file, so the schedule goes on where it was. */
+START_TEST(test_schedule_settings)
+{
+    static const struct { vae_optimizer_option o; double v; } bad[] = {
+        {VAE_OPT_SCHEDULE, 4}, {VAE_OPT_SCHEDULE, 1.5}, {VAE_OPT_SCHEDULE_STEPS, 0},
+        {VAE_OPT_SCHEDULE_STEPS, 2.5}, {VAE_OPT_SCHEDULE_GAMMA, 0}, {VAE_OPT_SCHEDULE_GAMMA, 1.5},
+        {VAE_OPT_WARMUP_STEPS, -1}, {VAE_OPT_WARMUP_STEPS, 0.5}, {VAE_OPT_WEIGHT_DECAY, -0.1},
+        {VAE_OPT_MIN_RATE, INFINITY},
+    };
+    const char *path = "test_optim_schedule.vae";
+    vae_model *m = quadratic_model(), *l = NULL;
+    vae_tensor *x = input_row();
+    vae_optimizer *opt, *r = NULL;
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_RMSPROP), VAE_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(vae_optimizer_set(opt, bad[i].o, bad[i].v) == VAE_ERR_ARGUMENT,
+                      "option %d value %g accepted", (int)bad[i].o, bad[i].v);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_SCHEDULE, VAE_LR_EXPONENTIAL), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_SCHEDULE_GAMMA, 0.9), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_WEIGHT_DECAY, 0.01), VAE_OK);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK);
+    ck_assert_int_eq(vae_model_load(&l, path), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_restore(&r, l), VAE_OK);
+    ck_assert_double_eq(vae_optimizer_rate(r), vae_optimizer_rate(opt));
+    ck_assert_double_eq_tol(vae_optimizer_rate(r), 1e-3 * pow(0.9, 5), 1e-18);
+    {
+        double v;
+        ck_assert_int_eq(vae_optimizer_get(r, VAE_OPT_WEIGHT_DECAY, &v), VAE_OK);
+        ck_assert_double_eq(v, 0.01);
+    }
+    remove(path);
+    vae_optimizer_free(opt);
+    vae_optimizer_free(r);
+    vae_tensor_free(x);
+    vae_model_free(m);
+    vae_model_free(l);
+}
+END_TEST
+
 /* Defaults of each kind, documented in vae.h; an option the kind does
    not have can be neither read nor set. */
 START_TEST(test_defaults)
 {
-    static const double adam[] = {1e-3, 0, 0.9, 0.999, 1e-8, 0, 0.0};
-    static const double sgd[] = {1e-3, 0.9, 0, 0, 0, 0, 0.0};
-    static const double rmsprop[] = {1e-3, 0, 0, 0, 1e-7, 0.9, 0.0};
+    /* then for every kind: no decay, constant, 1000 steps, gamma 0.1,
+       minimum 0, no warm-up */
+    static const double adam[] = {1e-3, 0, 0.9, 0.999, 1e-8, 0, 0.0, 0, 0, 1000, 0.1, 0, 0};
+    static const double sgd[] = {1e-3, 0.9, 0, 0, 0, 0, 0.0, 0, 0, 1000, 0.1, 0, 0};
+    static const double rmsprop[] = {1e-3, 0, 0, 0, 1e-7, 0.9, 0.0, 0, 0, 1000, 0.1, 0, 0};
     const double *defaults[3] = {sgd, rmsprop, adam};
     vae_model *m = quadratic_model();
     for (int k = VAE_OPTIMIZER_SGD; k <= VAE_OPTIMIZER_ADAM; k++) {
@@ -287,7 +428,7 @@ START_TEST(test_defaults)
         ck_assert_int_eq(vae_optimizer_steps(opt), 0);
         ck_assert_int_eq(vae_optimizer_get_kind(opt, &kind), VAE_OK);
         ck_assert_int_eq(kind, k);
-        for (int o = 0; o <= VAE_OPT_CLIP_NORM; o++) {
+        for (int o = 0; o <= VAE_OPT_WARMUP_STEPS; o++) {
             if (kind_has(kind, o)) {
                 ck_assert_int_eq(vae_optimizer_get(opt, (vae_optimizer_option)o, &v), VAE_OK);
                 ck_assert_double_eq(v, defaults[k][o]);
@@ -334,9 +475,9 @@ START_TEST(test_set_rejects)
         vae_optimizer_free(opt);
     }
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
-    ck_assert_int_eq(vae_optimizer_set(opt, (vae_optimizer_option)7, 0.5), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_optimizer_set(opt, (vae_optimizer_option)13, 0.5), VAE_ERR_ARGUMENT);
     ck_assert_int_eq(vae_optimizer_set(opt, (vae_optimizer_option)-1, 0.5), VAE_ERR_ARGUMENT);
-    ck_assert_int_eq(vae_optimizer_get(opt, (vae_optimizer_option)7, &after), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_optimizer_get(opt, (vae_optimizer_option)13, &after), VAE_ERR_ARGUMENT);
     ck_assert_int_eq(vae_optimizer_get(opt, VAE_OPT_BETA1, NULL), VAE_ERR_ARGUMENT);
     ck_assert_int_eq(vae_optimizer_set(NULL, VAE_OPT_BETA1, 0.5), VAE_ERR_ARGUMENT);
     /* boundaries that are valid */
@@ -389,6 +530,9 @@ int main(void)
     tcase_add_test(tc, test_clip_norm);
     tcase_add_test(tc, test_update_range_and_scale);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_schedules);
+    tcase_add_test(tc, test_weight_decay);
+    tcase_add_test(tc, test_schedule_settings);
     tcase_add_test(tc, test_set_rejects);
     tcase_add_test(tc, test_other_model);
     suite_add_tcase(s, tc);
