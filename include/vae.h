@@ -828,6 +828,20 @@ VAE_API vae_status vae_model_summary(const vae_model *m, char *buf, size_t size,
 VAE_API int vae_model_file_format(const vae_model *m);
 VAE_API const char *vae_model_file_writer(const vae_model *m);
 
+/* Freezes (frozen 1) or unfreezes (0) every parameter called `prefix` or
+   under it ("encoder" covers "encoder.0.w" and "encoder.mean.b", not
+   "encoder2.w"; a prefix ending in '.' covers every name it begins).
+   Training then leaves a frozen parameter and its optimizer moments
+   untouched and its gradient out of the clipping norm (the backward pass
+   still computes it).  Kept in model files (section FRZN).  *count (if not
+   NULL) gets the number of parameters matched.  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if m is NULL, prefix NULL or empty, or no parameter
+   matches; VAE_ERR_NO_MEMORY.  (Since 0.3.) */
+VAE_API vae_status vae_model_freeze(vae_model *m, const char *prefix, int frozen, int *count);
+/* 1 if the parameter called name is frozen, 0 if not, -1 if there is no
+   such parameter.  (Since 0.3.) */
+VAE_API int vae_model_param_frozen(const vae_model *m, const char *name);
+
 /* ---- History and metadata (since 0.3), saved in model files ----
    The history is a table of numbers: one row per epoch (1, 2, ...), one
    column per name.  vae_model_train_epoch records "train_objective" and

@@ -155,9 +155,11 @@ vae_status vae__build_iaf_log_gate(vae_graph *g, int s, float shift, int *out);
 /* Sets every weight outside a MADE mask to zero (after parameters change
    from outside: vae_model_params_set, loading). */
 void vae__graph_apply_masks(vae_graph *g);
-/* The parameters not held at zero by a mask, as sorted (start, end) pairs
+/* The parameters not held at zero by a mask nor frozen (frozen[id] set
+   for a parameter node; frozen may be NULL), as sorted (start, end) pairs
    in a malloc'ed array (ops_flow.c). */
-vae_status vae__graph_live_ranges(const vae_graph *g, int64_t **ranges, int64_t *count);
+vae_status vae__graph_live_ranges(const vae_graph *g, const unsigned char *frozen,
+                                  int64_t **ranges, int64_t *count);
 /* Activations over arrays (ops_activation.c), shared with fused ops. */
 void vae__activate(vae_activation act, float slope, const float *x, float *y, int64_t n);
 void vae__activation_grad(vae_activation act, float slope, const float *y, const float *dy,

@@ -79,7 +79,7 @@ VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g)
     m->threads = 1;
     m->memory_limit = DEFAULT_MEMORY_LIMIT;
     if ((s = vae__model_build_plans(m)) != VAE_OK ||
-        (s = vae__graph_live_ranges(g, &m->live, &m->n_live)) != VAE_OK) {
+        (s = vae__graph_live_ranges(g, NULL, &m->live, &m->n_live)) != VAE_OK) {
         m->g = NULL; /* the caller keeps the graph on failure */
         vae_model_free(m);
         return s;
@@ -101,6 +101,7 @@ VAE_API void vae_model_free(vae_model *m)
     vae_graph_free(m->g);
     free(m->perm);
     free(m->live);
+    free(m->frozen);
     free(m);
 }
 
@@ -274,4 +275,67 @@ VAE_API vae_status vae_model_sample_prior(vae_model *m, uint64_t seed, vae_tenso
     s = vae_model_decode(m, z, out);
     vae_tensor_free(z);
     return s;
+}
+
+/* Whether parameter node n is `prefix` or inside it ("encoder" holds
+   "encoder.0.w", not "encoder2.w"). */
+static int under_prefix(const node *n, const char *prefix, size_t len)
+{
+    return n->op == OP_PARAM && n->name && strncmp(n->name, prefix, len) == 0 &&
+           (n->name[len] == '\0' || n->name[len] == '.' || prefix[len - 1] == '.');
+}
+
+VAE_API vae_status vae_model_freeze(vae_model *m, const char *prefix, int frozen, int *count)
+{
+    const char *what = "vae_model_freeze";
+    size_t len = prefix ? strlen(prefix) : 0;
+    unsigned char *marks;
+    int matched = 0;
+    vae_status s;
+    if (!m || !len)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or empty prefix", what);
+    if (!(marks = vae__calloc((size_t)m->g->n_nodes, 1)))
+        return VAE_ERR_NO_MEMORY;
+    if (m->frozen)
+        memcpy(marks, m->frozen, (size_t)m->g->n_nodes);
+    for (int id = 0; id < m->g->n_nodes; id++)
+        if (under_prefix(&m->g->nodes[id], prefix, len)) {
+            marks[id] = frozen != 0;
+            matched++;
+        }
+    if (!matched) {
+        free(marks);
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: no parameter is called '%s' or lies under it",
+                         what, prefix);
+    }
+    if ((s = vae__model_set_frozen(m, marks)) != VAE_OK) {
+        free(marks);
+        return s;
+    }
+    if (count)
+        *count = matched;
+    return VAE_OK;
+}
+
+vae_status vae__model_set_frozen(vae_model *m, unsigned char *marks)
+{
+    int64_t *live, n_live;
+    VAE_TRY(vae__graph_live_ranges(m->g, marks, &live, &n_live));
+    free(m->live);
+    free(m->frozen);
+    m->live = live;
+    m->n_live = n_live;
+    m->frozen = marks;
+    /* a frozen weight's gradient piles up unread; unfrozen it starts clean */
+    if (m->planned)
+        vae__clear_gradients(m);
+    return VAE_OK;
+}
+
+VAE_API int vae_model_param_frozen(const vae_model *m, const char *name)
+{
+    int id = m && name ? vae_graph_find(m->g, name) : -1;
+    if (id < 0 || m->g->nodes[id].op != OP_PARAM)
+        return -1;
+    return m->frozen ? m->frozen[id] : 0;
 }

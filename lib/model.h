@@ -107,14 +107,19 @@ struct vae_model {
     history hist;
     metadata meta;
     vae_optimizer *saved_optimizer; /* from a loaded file, until restored */
-    int64_t *live;     /* (start, end) pairs of parameters not masked out:
-                          the ones the optimizer must visit */
+    int64_t *live;     /* (start, end) pairs of parameters not masked out
+                          nor frozen: the ones the optimizer must visit */
+    unsigned char *frozen; /* per node: a frozen parameter; NULL: none */
     int64_t n_live;
     double param_max;  /* a bound on |parameter|, when param_max_known */
     int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
 };
+
+/* model.c: takes marks (per node, 1 = frozen parameter) and recomputes
+   what the optimizer visits */
+vae_status vae__model_set_frozen(vae_model *m, unsigned char *marks);
 
 /* exec.c */
 vae_status vae__model_build_plans(vae_model *m);

@@ -10,6 +10,8 @@
  *     hist  optional per-epoch history: named columns of doubles
  *     meta  optional host metadata: key/value strings
  *     vers  optional: the libvae version that wrote the file (a string)
+ *     FRZN  the names of the parameters frozen (not trained); critical,
+ *           since training would differ without it
  *   "END!"  u32 CRC-32 of everything before it
  *
  * Integers and floats are little-endian.  Format 2 (libvae 0.3) changed
@@ -198,6 +200,24 @@ static void write_history(wbuf *b, const history *h)
     end_section(b, at);
 }
 
+static int frozen_count(const vae_model *m)
+{
+    int n = 0;
+    for (int id = 0; m->frozen && id < m->g->n_nodes; id++)
+        n += m->frozen[id];
+    return n;
+}
+
+static void write_frozen(wbuf *b, const vae_model *m)
+{
+    size_t at = begin_section(b, "FRZN");
+    put_u32(b, (uint32_t)frozen_count(m));
+    for (int id = 0; id < m->g->n_nodes; id++)
+        if (m->frozen[id])
+            put_string(b, m->g->nodes[id].name);
+    end_section(b, at);
+}
+
 static void write_metadata(wbuf *b, const metadata *md)
 {
     size_t at = begin_section(b, "meta");
@@ -269,7 +289,8 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
     put(&b, MAGIC, 8);
     put_u32(&b, FORMAT_VERSION);
-    put_u32(&b, 3u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0));
+    put_u32(&b, 3u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0) +
+                    (frozen_count(m) > 0));
     write_graph(&b, m->g);
     {
         size_t at = begin_section(&b, "PARM");
@@ -283,6 +304,8 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         write_history(&b, &m->hist);
     if (m->meta.count > 0)
         write_metadata(&b, &m->meta);
+    if (frozen_count(m) > 0)
+        write_frozen(&b, m);
     {
         size_t at = begin_section(&b, "vers");
         put_string(&b, VAE_VERSION_STRING);
@@ -684,6 +707,32 @@ static vae_status read_metadata(rbuf *r, const char *path, metadata *md)
     return VAE_OK;
 }
 
+static vae_status read_frozen(rbuf *r, const char *path, vae_model *m)
+{
+    uint32_t count = get_u32(r);
+    unsigned char *marks = vae__calloc((size_t)m->g->n_nodes, 1);
+    vae_status s = marks ? VAE_OK : VAE_ERR_NO_MEMORY;
+    if (s == VAE_OK && count > (uint32_t)m->g->n_nodes)
+        s = vae__fail(VAE_ERR_FORMAT, "%s: %u frozen parameters", path, count);
+    for (uint32_t i = 0; s == VAE_OK && i < count; i++) {
+        char *name;
+        int id;
+        if ((s = get_string(r, path, NAME_MAX_BYTES, &name)) != VAE_OK)
+            break;
+        id = vae_graph_find(m->g, name);
+        if (id < 0 || m->g->nodes[id].op != OP_PARAM)
+            s = vae__fail(VAE_ERR_FORMAT, "%s: frozen '%s' is no parameter", path, name);
+        else
+            marks[id] = 1;
+        free(name);
+    }
+    if (s == VAE_OK)
+        s = vae__model_set_frozen(m, marks);
+    if (s != VAE_OK)
+        free(marks);
+    return s;
+}
+
 static vae_status read_writer(rbuf *r, const char *path, vae_model *m)
 {
     char *version;
@@ -828,6 +877,8 @@ static vae_status read_section(const char *tag, rbuf *sec, const char *path, siz
         return read_metadata(sec, path, &(*m)->meta);
     if (memcmp(tag, "vers", 4) == 0 && !(*m)->file_writer[0])
         return read_writer(sec, path, *m);
+    if (memcmp(tag, "FRZN", 4) == 0 && !(*m)->frozen)
+        return read_frozen(sec, path, *m);
     if (tag[0] >= 'a' && tag[0] <= 'z') { /* optional, from a newer libvae */
         sec->at = sec->len;
         return VAE_OK;

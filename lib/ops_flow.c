@@ -100,12 +100,17 @@ static int by_start(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-vae_status vae__graph_live_ranges(const vae_graph *g, int64_t **ranges, int64_t *count)
+vae_status vae__graph_live_ranges(const vae_graph *g, const unsigned char *frozen,
+                                  int64_t **ranges, int64_t *count)
 {
     run_list masked = {0};
     int64_t at = 0, n = 0, *live;
     for (int id = 0; id < g->n_nodes; id++) {
         const node *nd = &g->nodes[id], *w;
+        if (frozen && frozen[id]) { /* a frozen parameter is left alone whole */
+            masked.base = 0;
+            collect_run(&masked, nd->param_offset, nd->size);
+        }
         if (nd->op != OP_MADE_MATMUL)
             continue;
         w = &g->nodes[nd->in[1]];

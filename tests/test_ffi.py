@@ -88,6 +88,8 @@ graph_dot = fn("vae_graph_dot", C.c_int, C.c_void_p, C.c_char_p, C.c_size_t,
                C.POINTER(C.c_size_t))
 file_format = fn("vae_model_file_format", C.c_int, C.c_void_p)
 optimizer_rate = fn("vae_optimizer_rate", C.c_double, C.c_void_p)
+model_freeze = fn("vae_model_freeze", C.c_int, C.c_void_p, C.c_char_p, C.c_int, int_p)
+param_frozen = fn("vae_model_param_frozen", C.c_int, C.c_void_p, C.c_char_p)
 file_writer = fn("vae_model_file_writer", C.c_char_p, C.c_void_p)
 
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
@@ -261,6 +263,10 @@ ok(graph_dot(lg, None, 0, C.byref(need)))
 text = C.create_string_buffer(need.value)
 ok(graph_dot(lg, text, need.value, None))
 check(text.value.startswith(b"digraph vae {") and b"z: " in text.value, "diagram")
+matched = C.c_int()
+ok(model_freeze(loaded, b"enc", 1, C.byref(matched)))
+check(matched.value == 2 and param_frozen(loaded, b"enc.w") == 1 and param_frozen(loaded, b"p.logits.w") == 0,
+      "freezing by prefix")
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))

@@ -1,0 +1,153 @@
+/* Steering training (issue 11): frozen parameters. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { IN = 6, HIDDEN = 5, LATENT = 2, ROWS = 32 };
+
+static vae_tensor *make_rows(void)
+{
+    int64_t dims[2] = {ROWS, IN};
+    vae_tensor *t = NULL;
+    ck_assert_int_eq(vae_tensor_create(&t, 2, dims), VAE_OK);
+    tu_random(vae_tensor_data(t), ROWS * IN, 7, 0.0f, 1.0f);
+    return t;
+}
+
+static float *param(const vae_model *m, const char *name, int64_t *n)
+{
+    const vae_graph *g = vae_model_graph(m);
+    float *p;
+    *n = vae_graph_node_size(g, vae_graph_find(g, name));
+    p = malloc(sizeof(float) * (size_t)*n);
+    ck_assert_int_eq(vae_model_param_get(m, name, p, *n), VAE_OK);
+    return p;
+}
+
+/* The offset of a parameter in the flat array (and so in the moments). */
+static int64_t offset_of(const vae_model *m, const char *name)
+{
+    return m->g->nodes[vae_graph_find(m->g, name)].param_offset;
+}
+
+/* The encoder frozen: its bytes and its Adam moments are the same after
+   100 steps, while the decoder trains; unfrozen, it trains too. */
+START_TEST(test_freeze_encoder)
+{
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 3);
+    vae_optimizer *opt = NULL;
+    vae_tensor *x = make_rows();
+    const char *frozen[] = {"enc.w", "enc.b", "q.mean.w", "q.mean.b", "q.logvar.w", "q.logvar.b"};
+    float *before[6], *moments[6][2], *dec_before, *after;
+    int64_t n[6], nd, count = 0;
+    int matched = 0;
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 1e-2), VAE_OK);
+    ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK); /* moments not zero */
+    ck_assert_int_eq(vae_model_freeze(m, "enc", 1, &matched), VAE_OK);
+    ck_assert_int_eq(matched, 2);
+    ck_assert_int_eq(vae_model_freeze(m, "q", 1, &matched), VAE_OK);
+    ck_assert_int_eq(matched, 4);
+    ck_assert_int_eq(vae_model_param_frozen(m, "enc.w"), 1);
+    ck_assert_int_eq(vae_model_param_frozen(m, "p.logits.w"), 0);
+    ck_assert_int_eq(vae_model_param_frozen(m, "x"), -1);
+    for (int i = 0; i < 6; i++) {
+        int64_t at = offset_of(m, frozen[i]);
+        before[i] = param(m, frozen[i], &n[i]);
+        count += n[i];
+        for (int k = 0; k < 2; k++) {
+            float *src = k ? opt->moment2 : opt->moment1;
+            moments[i][k] = malloc(sizeof(float) * (size_t)n[i]);
+            memcpy(moments[i][k], src + at, sizeof(float) * (size_t)n[i]);
+        }
+    }
+    dec_before = param(m, "p.logits.w", &nd);
+    for (int step = 0; step < 100; step++)
+        ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+    for (int i = 0; i < 6; i++) {
+        int64_t at = offset_of(m, frozen[i]);
+        after = param(m, frozen[i], &n[i]);
+        ck_assert_mem_eq(after, before[i], sizeof(float) * (size_t)n[i]);
+        ck_assert_mem_eq(opt->moment1 + at, moments[i][0], sizeof(float) * (size_t)n[i]);
+        ck_assert_mem_eq(opt->moment2 + at, moments[i][1], sizeof(float) * (size_t)n[i]);
+        free(after);
+    }
+    after = param(m, "p.logits.w", &nd);
+    ck_assert(memcmp(after, dec_before, sizeof(float) * (size_t)nd) != 0); /* the decoder trained */
+    free(after);
+    /* unfrozen, the encoder trains again */
+    ck_assert_int_eq(vae_model_freeze(m, "enc", 0, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, NULL), VAE_OK);
+    after = param(m, "enc.w", &n[0]);
+    ck_assert(memcmp(after, before[0], sizeof(float) * (size_t)n[0]) != 0);
+    ck_assert_int_eq(vae_model_param_frozen(m, "enc.w"), 0);
+    ck_assert_int_eq(vae_model_param_frozen(m, "q.mean.w"), 1);
+    free(after);
+    for (int i = 0; i < 6; i++) {
+        free(before[i]);
+        free(moments[i][0]);
+        free(moments[i][1]);
+    }
+    free(dec_before);
+    ck_assert_int_gt(count, 0);
+    vae_tensor_free(x);
+    vae_optimizer_free(opt);
+    vae_model_free(m);
+}
+END_TEST
+
+/* Prefixes match whole name parts; nothing matched is an error; the
+   frozen set comes back from a file and keeps the layer still. */
+START_TEST(test_freeze_prefix_and_file)
+{
+    const char *path = "test_steering_frozen.vae";
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 4), *l = NULL;
+    vae_optimizer *opt = NULL, *r = NULL;
+    vae_tensor *x = make_rows();
+    float *before, *after;
+    int64_t n;
+    int matched = -1;
+    ck_assert_int_eq(vae_model_freeze(m, "en", 1, &matched), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "'en'"));
+    ck_assert_int_eq(matched, -1);
+    ck_assert_int_eq(vae_model_freeze(m, "", 1, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_freeze(NULL, "enc", 1, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_freeze(m, "q.", 1, &matched), VAE_OK); /* q.mean.*, q.logvar.* */
+    ck_assert_int_eq(matched, 4);
+    ck_assert_int_eq(vae_model_freeze(m, "p.logits.w", 1, &matched), VAE_OK);
+    ck_assert_int_eq(matched, 1);
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK);
+    ck_assert_int_eq(vae_model_load(&l, path), VAE_OK);
+    ck_assert_int_eq(vae_model_param_frozen(l, "q.mean.w"), 1);
+    ck_assert_int_eq(vae_model_param_frozen(l, "p.logits.w"), 1);
+    ck_assert_int_eq(vae_model_param_frozen(l, "p.logits.b"), 0);
+    ck_assert_int_eq(vae_optimizer_restore(&r, l), VAE_OK);
+    before = param(l, "q.logvar.w", &n);
+    for (int step = 0; step < 5; step++)
+        ck_assert_int_eq(vae_model_train_step(l, r, x, NULL, NULL), VAE_OK);
+    after = param(l, "q.logvar.w", &n);
+    ck_assert_mem_eq(after, before, sizeof(float) * (size_t)n);
+    remove(path);
+    free(before);
+    free(after);
+    vae_tensor_free(x);
+    vae_optimizer_free(opt);
+    vae_optimizer_free(r);
+    vae_model_free(m);
+    vae_model_free(l);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("steering");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_freeze_encoder);
+    tcase_add_test(tc, test_freeze_prefix_and_file);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
