@@ -210,11 +210,17 @@ typedef enum vae_role {
                                    for the z drawn: the importance weight of
                                    vae_model_log_likelihood.  Optional: models
                                    saved before it existed have none. */
-    VAE_ROLE_COUNT_ = 9         /* NEVER USE: not part of the ABI.  Its
+    /* Since 0.3, optional (the ELBO builders set them): */
+    VAE_ROLE_RECON = 9,         /* per row -log p(x|z), the reconstruction term */
+    VAE_ROLE_KL = 10,           /* per row the KL term (with a flow, the
+                                   single-sample log q(z|x) - log p(z)) */
+    VAE_ROLE_WEIGHTED_KL = 11,  /* per row beta * KL, the node whose factor
+                                   vae_model_set_beta changes */
+    VAE_ROLE_COUNT_ = 12        /* NEVER USE: not part of the ABI.  Its
                                    value grows as roles are added (8 in 0.1,
-                                   9 since 0.2); it stays only so that old
-                                   source compiles.  vae_graph_set_role
-                                   refuses it. */
+                                   9 in 0.2, 12 since 0.3); it stays only so
+                                   that old source compiles.
+                                   vae_graph_set_role refuses it. */
 } vae_role;
 
 typedef enum vae_optimizer_kind {
@@ -841,6 +847,16 @@ VAE_API vae_status vae_model_freeze(vae_model *m, const char *prefix, int frozen
 /* 1 if the parameter called name is frozen, 0 if not, -1 if there is no
    such parameter.  (Since 0.3.) */
 VAE_API int vae_model_param_frozen(const vae_model *m, const char *name);
+
+/* The KL weight beta of the objective, changed between steps for KL
+   warm-up or a beta schedule; saved with the graph, so a resumed run goes
+   on with the last value set.  Returns VAE_OK; VAE_ERR_ARGUMENT if m is
+   NULL or beta is not in [0, 1e6]; VAE_ERR_UNSUPPORTED if the graph has
+   no VAE_ROLE_WEIGHTED_KL node (graphs built before 0.3).  (Since 0.3.) */
+VAE_API vae_status vae_model_set_beta(vae_model *m, double beta);
+/* The KL weight in force, or NaN without a VAE_ROLE_WEIGHTED_KL node.
+   (Since 0.3.) */
+VAE_API double vae_model_beta(const vae_model *m);
 
 /* ---- History and metadata (since 0.3), saved in model files ----
    The history is a table of numbers: one row per epoch (1, 2, ...), one

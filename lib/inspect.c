@@ -176,7 +176,8 @@ static void add_shape(text *t, const node *n)
 
 /* What the roles are called on the diagram, as in the VAE papers. */
 static const char *const role_labels[VAE_ROLE_COUNT_] = {
-    "x", "mu", "logvar", "z", "logits", "loss", "-ELBO", "decoded", "log w",
+    "x", "mu", "logvar", "z", "logits", "loss", "-ELBO", "decoded", "log w", "recon", "KL",
+    "beta KL",
 };
 
 /* ---- the summary ---- */

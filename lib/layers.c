@@ -108,20 +108,16 @@ static vae_status reconstruction(vae_graph *g, int x, int logits, vae_likelihood
     return vae__fail(VAE_ERR_ARGUMENT, "vae_elbo_build: unknown likelihood %d", (int)likelihood);
 }
 
-/* Per row: nll * recon_weight + beta * kl, reusing nodes where weights are 1. */
+/* Per row: nll * recon_weight + beta * kl.  The KL is always scaled, even
+   by 1, so that beta can change at run time (*weighted_kl). */
 static vae_status weighted_sum(vae_graph *g, int nll, float recon_weight, int kl, float beta,
-                               int nelbo, int *out)
+                               int *weighted_kl, int *out)
 {
-    int a = nll, b = kl;
-    if (recon_weight == 1.0f && beta == 1.0f) {
-        *out = nelbo;
-        return VAE_OK;
-    }
+    int a = nll;
     if (recon_weight != 1.0f)
         VAE_TRY(vae_op_scale(g, nll, recon_weight, &a));
-    if (beta != 1.0f)
-        VAE_TRY(vae_op_scale(g, kl, beta, &b));
-    return vae_op_add(g, a, b, out);
+    VAE_TRY(vae_op_scale(g, kl, beta, weighted_kl));
+    return vae_op_add(g, a, *weighted_kl, out);
 }
 
 /* The nodes an ELBO builder is given and makes; the roles come from them. */
@@ -166,10 +162,10 @@ static vae_status sampled_kl(vae_graph *g, int mu, int logvar, int z0, int log_d
 static vae_status finish_elbo(vae_graph *g, const elbo_nodes *e, vae_objective objective,
                               float beta, int *objective_node)
 {
-    int per_row, obj;
+    int per_row, obj, weighted_kl;
     float recon_weight =
         objective == VAE_OBJECTIVE_PIXEL_MEAN ? 1.0f / (float)g->nodes[e->x].size : 1.0f;
-    VAE_TRY(weighted_sum(g, e->nll, recon_weight, e->kl, beta, e->nelbo, &per_row));
+    VAE_TRY(weighted_sum(g, e->nll, recon_weight, e->kl, beta, &weighted_kl, &per_row));
     VAE_TRY(vae_op_batch_mean(g, per_row, &obj));
     g->roles[VAE_ROLE_INPUT] = e->x;
     g->roles[VAE_ROLE_LATENT_MEAN] = e->mu;
@@ -180,6 +176,9 @@ static vae_status finish_elbo(vae_graph *g, const elbo_nodes *e, vae_objective o
     g->roles[VAE_ROLE_NELBO] = e->nelbo;
     g->roles[VAE_ROLE_OBJECTIVE] = obj;
     g->roles[VAE_ROLE_LOG_WEIGHT] = e->log_weight;
+    g->roles[VAE_ROLE_RECON] = e->nll;
+    g->roles[VAE_ROLE_KL] = e->kl;
+    g->roles[VAE_ROLE_WEIGHTED_KL] = weighted_kl;
     *objective_node = obj;
     return VAE_OK;
 }

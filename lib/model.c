@@ -11,11 +11,12 @@ enum { DEFAULT_MAX_BATCH = 256, MAX_BATCH = 1 << 20, MAX_THREADS = 64 };
 
 static const char *const role_names[VAE_ROLE_COUNT_] = {
     "input", "latent mean", "latent log-variance", "latent", "logits",
-    "objective", "nelbo", "decoded", "log weight",
+    "objective", "nelbo", "decoded", "log weight", "reconstruction", "KL",
+    "weighted KL",
 };
 
 /* Roles a model can do without (graphs from older versions lack them). */
-static int role_optional(int role) { return role == VAE_ROLE_LOG_WEIGHT; }
+static int role_optional(int role) { return role >= VAE_ROLE_LOG_WEIGHT; }
 
 /* What each role's node must be, as the builders make it: batched or
    not, and its row size (0: any; -1: the input's; -2: the latent mean's). */
@@ -27,7 +28,8 @@ static const struct role_rule {
     [VAE_ROLE_LATENT_LOGVAR] = {1, -2}, [VAE_ROLE_LATENT] = {1, -2},
     [VAE_ROLE_LOGITS] = {1, -1},        [VAE_ROLE_OBJECTIVE] = {0, 1},
     [VAE_ROLE_NELBO] = {1, 1},          [VAE_ROLE_DECODED] = {1, -1},
-    [VAE_ROLE_LOG_WEIGHT] = {1, 1},
+    [VAE_ROLE_LOG_WEIGHT] = {1, 1},     [VAE_ROLE_RECON] = {1, 1},
+    [VAE_ROLE_KL] = {1, 1},             [VAE_ROLE_WEIGHTED_KL] = {1, 1},
 };
 
 static vae_status check_role(const vae_graph *g, int r)
@@ -338,4 +340,25 @@ VAE_API int vae_model_param_frozen(const vae_model *m, const char *name)
     if (id < 0 || m->g->nodes[id].op != OP_PARAM)
         return -1;
     return m->frozen ? m->frozen[id] : 0;
+}
+
+VAE_API vae_status vae_model_set_beta(vae_model *m, double beta)
+{
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_beta: model is NULL");
+    if (!(beta >= 0.0 && beta <= 1e6))
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_beta: beta %g is not in [0, 1e6]", beta);
+    if (m->g->roles[VAE_ROLE_WEIGHTED_KL] < 0 ||
+        m->g->nodes[m->g->roles[VAE_ROLE_WEIGHTED_KL]].op != OP_SCALE)
+        return vae__fail(VAE_ERR_UNSUPPORTED, "vae_model_set_beta: the graph has no weighted KL "
+                         "node (graphs built by vae_elbo_build since libvae 0.3 have one)");
+    /* the factor of scale(kl, beta): a constant of the graph, saved with it */
+    m->g->nodes[m->g->roles[VAE_ROLE_WEIGHTED_KL]].fattr[0] = (float)beta;
+    return VAE_OK;
+}
+
+VAE_API double vae_model_beta(const vae_model *m)
+{
+    int id = m ? m->g->roles[VAE_ROLE_WEIGHTED_KL] : -1;
+    return id >= 0 && m->g->nodes[id].op == OP_SCALE ? m->g->nodes[id].fattr[0] : NAN;
 }

@@ -90,6 +90,8 @@ file_format = fn("vae_model_file_format", C.c_int, C.c_void_p)
 optimizer_rate = fn("vae_optimizer_rate", C.c_double, C.c_void_p)
 model_freeze = fn("vae_model_freeze", C.c_int, C.c_void_p, C.c_char_p, C.c_int, int_p)
 param_frozen = fn("vae_model_param_frozen", C.c_int, C.c_void_p, C.c_char_p)
+set_beta = fn("vae_model_set_beta", C.c_int, C.c_void_p, C.c_double)
+get_beta = fn("vae_model_beta", C.c_double, C.c_void_p)
 file_writer = fn("vae_model_file_writer", C.c_char_p, C.c_void_p)
 
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
@@ -267,6 +269,8 @@ matched = C.c_int()
 ok(model_freeze(loaded, b"enc", 1, C.byref(matched)))
 check(matched.value == 2 and param_frozen(loaded, b"enc.w") == 1 and param_frozen(loaded, b"p.logits.w") == 0,
       "freezing by prefix")
+ok(set_beta(loaded, 0.25))
+check(get_beta(loaded) == 0.25, "KL weight at run time")
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))

@@ -1,4 +1,5 @@
-/* Steering training (issue 11): frozen parameters. */
+/* Steering training (issue 11): frozen parameters, the KL weight at run
+   time, the reconstruction and KL terms apart. */
 #include "testutil.h"
 
 #include <math.h>
@@ -7,6 +8,15 @@
 #include <string.h>
 
 enum { IN = 6, HIDDEN = 5, LATENT = 2, ROWS = 32 };
+/* A fixture file written by 0.2.0, beside this source file. */
+static const char *fixture(const char *name)
+{
+    static char path[4096];
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(path, sizeof path, "%.*s/fixtures/0.2.0/%s", slash ? (int)(slash - __FILE__) : 1,
+             slash ? __FILE__ : ".", name);
+    return path;
+}
 
 static vae_tensor *make_rows(void)
 {
@@ -142,12 +152,60 @@ START_TEST(test_freeze_prefix_and_file)
 }
 END_TEST
 
+/* beta changes the objective by beta times the mean KL and nothing else;
+   the terms add up to -ELBO per row; a file keeps the last beta. */
+START_TEST(test_beta_at_run_time)
+{
+    const char *path = "test_steering_beta.vae";
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 5), *l = NULL;
+    vae_tensor *x = make_rows();
+    const vae_graph *g = vae_model_graph(m);
+    int recon = vae_graph_role(g, VAE_ROLE_RECON), kl = vae_graph_role(g, VAE_ROLE_KL);
+    int nelbo = vae_graph_role(g, VAE_ROLE_NELBO);
+    double obj[3], mean_kl = 0.0;
+    const double betas[3] = {0.0, 1.0, 2.5};
+    ck_assert_int_ge(recon, 0);
+    ck_assert_int_ge(kl, 0);
+    ck_assert_double_eq(vae_model_beta(m), 1.0);
+    ck_assert_int_eq(vae__model_ensure_planned(m, 1), VAE_OK);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(vae_model_set_beta(m, betas[i]), VAE_OK);
+        obj[i] = tu_objective(m, vae_tensor_data(x), ROWS);
+    }
+    for (int r = 0; r < ROWS; r++) {
+        double sum = (double)tu_value(m, recon, r) + tu_value(m, kl, r);
+        tu_expect_close(sum, tu_value(m, nelbo, r), "recon + KL = -ELBO", r);
+        mean_kl += tu_value(m, kl, r) / ROWS;
+    }
+    ck_assert_double_gt(mean_kl, 0.0);
+    tu_expect_close(obj[1] - obj[0], mean_kl, "beta 1 adds the mean KL", 0);
+    tu_expect_close(obj[2] - obj[0], 2.5 * mean_kl, "beta 2.5 adds 2.5 mean KL", 0);
+    ck_assert_int_eq(vae_model_set_beta(m, -1.0), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_set_beta(m, NAN), VAE_ERR_ARGUMENT);
+    ck_assert_double_eq(vae_model_beta(m), 2.5);
+    ck_assert_int_eq(vae_model_set_beta(m, 0.125), VAE_OK);
+    ck_assert_int_eq(vae_model_save(m, NULL, path), VAE_OK);
+    ck_assert_int_eq(vae_model_load(&l, path), VAE_OK);
+    ck_assert_double_eq(vae_model_beta(l), 0.125);
+    vae_model_free(l);
+    /* a graph of 0.2 has no weighted KL node */
+    ck_assert_int_eq(vae_model_load(&l, fixture("dense.vae")), VAE_OK);
+    ck_assert_int_eq(vae_model_set_beta(l, 0.5), VAE_ERR_UNSUPPORTED);
+    ck_assert(isnan(vae_model_beta(l)));
+    remove(path);
+    vae_model_free(l);
+    vae_tensor_free(x);
+    vae_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_freeze_encoder);
     tcase_add_test(tc, test_freeze_prefix_and_file);
+    tcase_add_test(tc, test_beta_at_run_time);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
