@@ -748,6 +748,17 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
    VAE_ERR_NOT_FINITE if the mean is not finite; a planning error. */
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo);
 
+/* As vae_model_evaluate, with the terms apart: the mean reconstruction
+   term -log p(x|z) and the mean KL term (with a flow, its single-sample
+   estimate log q(z|x) - log p(z)), which add up to -ELBO, and -ELBO of
+   each image into per_image (count floats).  Every output may be NULL and
+   is written on VAE_OK only.  Returns as vae_model_evaluate, and
+   VAE_ERR_UNSUPPORTED if recon or kl is asked of a graph that does not
+   mark the terms (VAE_ROLE_RECON, VAE_ROLE_KL: graphs built before 0.3).
+   (Since 0.3.) */
+VAE_API vae_status vae_model_evaluate_terms(vae_model *m, const vae_dataset *data, double *nelbo,
+                                            double *recon, double *kl, float *per_image);
+
 /* Importance-weighted estimate of log p(x) (the IWAE bound of Burda et al.
    2016) with `samples` draws z ~ q(z|x) per image, averaged in a stable
    log-sum-exp:  log p(x) ~ log (1/k) sum_i p(x, z_i) / q(z_i|x).  It is a

@@ -16,29 +16,73 @@ vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const ch
     return m->unit_inputs ? vae__check_unit_range(data, NULL, 0, what) : VAE_OK;
 }
 
-VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
+/* Sums -ELBO and its terms over the data set, and -ELBO per image into
+   images (if not NULL). */
+static vae_status evaluate(vae_model *m, const vae_dataset *data, double sums[3], float *images)
 {
-    double sum = 0.0;
-    if (!m || !nelbo)
-        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_evaluate: NULL argument");
-    VAE_TRY(vae__check_data(m, data, "vae_model_evaluate"));
     VAE_TRY(vae__model_ensure_planned(m, 0));
+    sums[0] = sums[1] = sums[2] = 0.0;
     for (int64_t first = 0; first < data->count; first += m->max_batch) {
         int rows = (int)(data->count - first < m->max_batch ? data->count - first : m->max_batch);
         batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = rows, .data = data,
-                         .first = first, .out_node = {-1, -1}};
+                         .first = first, .out_node = {images ? m->g->roles[VAE_ROLE_NELBO] : -1, -1},
+                         .out = {images ? images + first : NULL, NULL}};
         vae_rng rng;
         vae__split_rows(m, rows, 0);
         vae__rng_seed3(&rng, m->g->seed, STREAM_EVAL, (uint64_t)first);
         vae__fill_noise(m, job.p, &rng);
         vae__run_batch(&job);
-        for (int t = 0; t < m->threads; t++)
-            sum += m->workers[t].nelbo_sum;
+        for (int t = 0; t < m->threads; t++) {
+            sums[0] += m->workers[t].nelbo_sum;
+            sums[1] += m->workers[t].recon_sum;
+            sums[2] += m->workers[t].kl_sum;
+        }
     }
-    if (!isfinite(sum))
+    if (!isfinite(sums[0]))
         return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_evaluate: -ELBO is not finite");
-    *nelbo = sum / (double)data->count;
     return VAE_OK;
+}
+
+VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo)
+{
+    double sums[3];
+    if (!m || !nelbo)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_evaluate: NULL argument");
+    VAE_TRY(vae__check_data(m, data, "vae_model_evaluate"));
+    VAE_TRY(evaluate(m, data, sums, NULL));
+    *nelbo = sums[0] / (double)data->count;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_evaluate_terms(vae_model *m, const vae_dataset *data, double *nelbo,
+                                            double *recon, double *kl, float *per_image)
+{
+    const char *what = "vae_model_evaluate_terms";
+    double sums[3];
+    float *images = NULL;
+    vae_status s;
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: model is NULL", what);
+    VAE_TRY(vae__check_data(m, data, what));
+    if ((recon || kl) && (m->g->roles[VAE_ROLE_RECON] < 0 || m->g->roles[VAE_ROLE_KL] < 0))
+        return vae__fail(VAE_ERR_UNSUPPORTED, "%s: the graph does not mark its reconstruction "
+                         "and KL terms (graphs built by the ELBO builders since 0.3 do)", what);
+    /* per image into a buffer of ours: the caller's is written on success only */
+    if (per_image && !(images = vae__alloc_floats(data->count)))
+        return VAE_ERR_NO_MEMORY;
+    s = evaluate(m, data, sums, images);
+    if (s == VAE_OK) {
+        if (nelbo)
+            *nelbo = sums[0] / (double)data->count;
+        if (recon)
+            *recon = sums[1] / (double)data->count;
+        if (kl)
+            *kl = sums[2] / (double)data->count;
+        if (per_image)
+            memcpy(per_image, images, (size_t)data->count * sizeof *images);
+    }
+    vae__free_aligned(images);
+    return s;
 }
 
 /* log (1/k) sum exp(w_i) over one image's weights, kept as a running

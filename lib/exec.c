@@ -475,7 +475,7 @@ static void run_slice(void *arg, int t)
     const vae_model *m = job->m;
     const int *roles = m->g->roles;
     worker *w = &m->workers[t];
-    w->objective = w->nelbo_sum = 0.0;
+    w->objective = w->nelbo_sum = w->recon_sum = w->kl_sum = 0.0;
     if (w->c.rows == 0)
         return; /* its parameter gradient stays zero */
     if (job->per_image) {
@@ -488,8 +488,14 @@ static void run_slice(void *arg, int t)
         vae__backward(m, job->p, &w->c);
     if (job->p == &m->plans[PLAN_TRAIN])
         w->objective = w->c.val[roles[VAE_ROLE_OBJECTIVE]][0];
-    if (job->p == &m->plans[PLAN_TRAIN] || job->p == &m->plans[PLAN_EVAL])
+    if (job->p == &m->plans[PLAN_TRAIN] || job->p == &m->plans[PLAN_EVAL]) {
         w->nelbo_sum = row_sum(w->c.val[roles[VAE_ROLE_NELBO]], w->c.rows);
+        /* the terms feed -ELBO, so both plans computed them */
+        if (roles[VAE_ROLE_RECON] >= 0 && roles[VAE_ROLE_KL] >= 0) {
+            w->recon_sum = row_sum(w->c.val[roles[VAE_ROLE_RECON]], w->c.rows);
+            w->kl_sum = row_sum(w->c.val[roles[VAE_ROLE_KL]], w->c.rows);
+        }
+    }
     for (int k = 0; k < 2; k++) {
         int64_t size;
         if (job->out_node[k] < 0 || !job->out[k])
@@ -508,7 +514,8 @@ void vae__run_batch(batch_job *job)
         return;
     }
     for (int t = 1; t < m->threads; t++)
-        m->workers[t].objective = m->workers[t].nelbo_sum = 0.0;
+        m->workers[t].objective = m->workers[t].nelbo_sum = m->workers[t].recon_sum =
+            m->workers[t].kl_sum = 0.0;
     m->workers[0].c.pool = m->pool;
     vae__pool_run(NULL, run_slice, job);
     m->workers[0].c.pool = NULL;

@@ -42,6 +42,7 @@ typedef struct worker {
     int64_t *unique; /* per-image runs: the distinct images of the slice */
     int *row_of;     /* and which of them each row is */
     double objective, nelbo_sum; /* results of the last run */
+    double recon_sum, kl_sum;    /* ... and its terms, where the roles exist */
 } worker;
 
 typedef struct vae_pool vae_pool;
@@ -72,6 +73,7 @@ typedef struct train_state {
     int batch;                 /* batch size of the epoch under way; 0 between epochs */
     int64_t steps;             /* training steps taken: picks the noise stream */
     double epoch_objective, epoch_nelbo; /* sums over the epoch so far */
+    double epoch_recon, epoch_kl;        /* (saved in section tsum) */
     int64_t epoch_images;
 } train_state;
 
@@ -112,6 +114,7 @@ struct vae_model {
     unsigned char *frozen; /* per node: a frozen parameter; NULL: none */
     int64_t n_live;
     double param_max;  /* a bound on |parameter|, when param_max_known */
+    double last_recon, last_kl; /* sums over the rows of the last step */
     int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;

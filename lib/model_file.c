@@ -10,6 +10,8 @@
  *     hist  optional per-epoch history: named columns of doubles
  *     meta  optional host metadata: key/value strings
  *     vers  optional: the libvae version that wrote the file (a string)
+ *     tsum  optional, with TRAN: the epoch's sums of the reconstruction and
+ *           KL terms so far (so a resumed epoch reports them whole)
  *     FRZN  the names of the parameters frozen (not trained); critical,
  *           since training would differ without it
  *   "END!"  u32 CRC-32 of everything before it
@@ -289,7 +291,7 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
     put(&b, MAGIC, 8);
     put_u32(&b, FORMAT_VERSION);
-    put_u32(&b, 3u + (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0) +
+    put_u32(&b, 3u + 2u * (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0) +
                     (frozen_count(m) > 0));
     write_graph(&b, m->g);
     {
@@ -298,8 +300,15 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         put_floats(&b, m->g->params, m->g->n_params);
         end_section(&b, at);
     }
-    if (opt)
+    if (opt) {
+        size_t at;
         write_training(&b, m, opt);
+        at = begin_section(&b, "tsum");
+        put_u32(&b, 2);
+        put_f64(&b, m->train.epoch_recon);
+        put_f64(&b, m->train.epoch_kl);
+        end_section(&b, at);
+    }
     if (m->hist.n_cols > 0)
         write_history(&b, &m->hist);
     if (m->meta.count > 0)
@@ -707,6 +716,24 @@ static vae_status read_metadata(rbuf *r, const char *path, metadata *md)
     return VAE_OK;
 }
 
+static vae_status read_term_sums(rbuf *r, const char *path, train_state *t)
+{
+    uint32_t count = get_u32(r);
+    double sums[2] = {0.0, 0.0};
+    if (count > 64)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %u epoch sums", path, count);
+    for (uint32_t i = 0; i < count && !r->short_read; i++) {
+        double v = get_f64(r);
+        if (i < 2)
+            sums[i] = v; /* sums added later are skipped */
+    }
+    if (r->short_read || !isfinite(sums[0]) || !isfinite(sums[1]))
+        return vae__fail(VAE_ERR_FORMAT, "%s: bad epoch sums", path);
+    t->epoch_recon = sums[0];
+    t->epoch_kl = sums[1];
+    return VAE_OK;
+}
+
 static vae_status read_frozen(rbuf *r, const char *path, vae_model *m)
 {
     uint32_t count = get_u32(r);
@@ -879,6 +906,8 @@ static vae_status read_section(const char *tag, rbuf *sec, const char *path, siz
         return read_writer(sec, path, *m);
     if (memcmp(tag, "FRZN", 4) == 0 && !(*m)->frozen)
         return read_frozen(sec, path, *m);
+    if (memcmp(tag, "tsum", 4) == 0)
+        return read_term_sums(sec, path, &(*m)->train);
     if (tag[0] >= 'a' && tag[0] <= 'z') { /* optional, from a newer libvae */
         sec->at = sec->len;
         return VAE_OK;

@@ -164,7 +164,8 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
                        double *nelbo)
 {
     update_job up = {.m = m, .opt = opt, .scale = 1.0f};
-    double obj = 0.0, nel = 0.0, sumsq = 0.0, clip = opt->settings[VAE_OPT_CLIP_NORM], norm;
+    double obj = 0.0, nel = 0.0, rec = 0.0, kl = 0.0, sumsq = 0.0;
+    double clip = opt->settings[VAE_OPT_CLIP_NORM], norm;
     vae_rng rng;
     job->single = m->threads > 1 && !m->has_conv && job->rows <= m->slice_rows &&
                   job->rows < SPLIT_BATCH_MIN_ROWS * m->threads;
@@ -176,6 +177,8 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
     for (int t = 0; t < m->threads; t++) {
         obj += m->workers[t].objective;
         nel += m->workers[t].nelbo_sum;
+        rec += m->workers[t].recon_sum;
+        kl += m->workers[t].kl_sum;
     }
     nel /= job->rows;
     if (!isfinite(obj) || !isfinite(nel)) {
@@ -197,6 +200,8 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
         up.scale = (float)(clip / norm);
     VAE_TRY(update(m, opt, &up, norm * up.scale));
     m->train.steps++;
+    m->last_recon = rec;
+    m->last_kl = kl;
     if (objective)
         *objective = obj;
     if (nelbo)
@@ -249,8 +254,15 @@ static vae_status shuffle(vae_model *m, int64_t n)
     return VAE_OK;
 }
 
-/* What every completed epoch records in the model's history. */
-static const char *const history_columns[2] = {"train_objective", "train_nelbo"};
+/* What every completed epoch records in the model's history; the terms
+   where the graph marks them (since 0.3). */
+static const char *const history_columns[4] = {"train_objective", "train_nelbo", "train_recon",
+                                               "train_kl"};
+
+static int has_terms(const vae_model *m)
+{
+    return m->g->roles[VAE_ROLE_RECON] >= 0 && m->g->roles[VAE_ROLE_KL] >= 0;
+}
 
 VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
@@ -279,7 +291,7 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     if (ts->epoch >= HISTORY_MAX_EPOCHS)
         return vae__fail(VAE_ERR_STATE, "%s: %d epochs done, the most a model records", what,
                          ts->epoch);
-    VAE_TRY(vae__history_prepare(&m->hist, ts->epoch + 1, history_columns, 2));
+    VAE_TRY(vae__history_prepare(&m->hist, ts->epoch + 1, history_columns, has_terms(m) ? 4 : 2));
     VAE_TRY(shuffle(m, data->count));
     ts->batch = batch;
     for (int b = ts->epoch_pos; b < batches; b++) {
@@ -291,6 +303,8 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
         VAE_TRY(step(m, opt, &job, &obj, &nel));
         ts->epoch_objective += obj * rows;
         ts->epoch_nelbo += nel * rows;
+        ts->epoch_recon += m->last_recon;
+        ts->epoch_kl += m->last_kl;
         ts->epoch_images += rows;
         ts->epoch_pos = b + 1;
         if (progress && progress(user, b + 1, batches, (float)obj) && b + 1 < batches)
@@ -302,13 +316,19 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     /* prepared before the epoch, so these cannot fail */
     vae__history_set(&m->hist, ts->epoch + 1, history_columns[0], obj_mean, what);
     vae__history_set(&m->hist, ts->epoch + 1, history_columns[1], nelbo_mean, what);
+    if (has_terms(m)) {
+        vae__history_set(&m->hist, ts->epoch + 1, history_columns[2],
+                         ts->epoch_recon / (double)ts->epoch_images, what);
+        vae__history_set(&m->hist, ts->epoch + 1, history_columns[3],
+                         ts->epoch_kl / (double)ts->epoch_images, what);
+    }
     if (objective)
         *objective = obj_mean;
     if (nelbo)
         *nelbo = nelbo_mean;
     ts->epoch++;
     ts->epoch_pos = ts->batch = 0;
-    ts->epoch_objective = ts->epoch_nelbo = 0.0;
+    ts->epoch_objective = ts->epoch_nelbo = ts->epoch_recon = ts->epoch_kl = 0.0;
     ts->epoch_images = 0;
     return VAE_OK;
 }

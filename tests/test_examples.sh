@@ -267,8 +267,8 @@ for dir in a fl r3 conv f; do
   # last.vae: the optimizer with its kind's settings alone, the epochs, the history
   inspected "$work/$dir/last.vae" "^Training state: yes$" "^  epochs done: [12]; none under way; optimizer steps: [1-9]" \
     "^Built with: --hidden [0-9,]* --latent [0-9]* --loss bce --seed " "^History ([12] epochs\{0,1\}):$" \
-    "^  epoch  train_objective  *train_nelbo  *seconds  *images_per_sec  *test_loss  *test_bits_per_dim$" \
-    "^      1  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*$"
+    "^  epoch  train_objective  *train_nelbo  *train_recon  *train_kl  *seconds  *images_per_sec  *test_loss  *test_bits_per_dim$" \
+    "^      1  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*$"
   inspected "$work/$dir/best.vae" "^Training state: none"
 done
 inspected "$work/a/last.vae" "^  optimizer: Adam, learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-08, clip norm off$"

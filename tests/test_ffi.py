@@ -92,6 +92,9 @@ model_freeze = fn("vae_model_freeze", C.c_int, C.c_void_p, C.c_char_p, C.c_int, 
 param_frozen = fn("vae_model_param_frozen", C.c_int, C.c_void_p, C.c_char_p)
 set_beta = fn("vae_model_set_beta", C.c_int, C.c_void_p, C.c_double)
 get_beta = fn("vae_model_beta", C.c_double, C.c_void_p)
+evaluate_terms = fn("vae_model_evaluate_terms", C.c_int, C.c_void_p, C.c_void_p,
+                    C.POINTER(C.c_double), C.POINTER(C.c_double), C.POINTER(C.c_double),
+                    C.POINTER(C.c_float))
 file_writer = fn("vae_model_file_writer", C.c_char_p, C.c_void_p)
 
 VAE_OK, VAE_ERR_ARGUMENT = 0, 1
@@ -271,6 +274,11 @@ check(matched.value == 2 and param_frozen(loaded, b"enc.w") == 1 and param_froze
       "freezing by prefix")
 ok(set_beta(loaded, 0.25))
 check(get_beta(loaded) == 0.25, "KL weight at run time")
+ne, rc, klv = C.c_double(), C.c_double(), C.c_double()
+per = (C.c_float * rows)()
+ok(evaluate_terms(loaded, ds, C.byref(ne), C.byref(rc), C.byref(klv), per))
+check(abs(rc.value + klv.value - ne.value) < 1e-6 * abs(ne.value) + 1e-9 and
+      abs(sum(per) / rows - ne.value) < 1e-4 * abs(ne.value) + 1e-6, "reconstruction and KL apart")
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))

@@ -382,10 +382,16 @@ START_TEST(test_history)
                          VAE_OK);
     ck_assert_int_eq(vae_model_history_set(m, 2, "test_loss", 12.5), VAE_OK);
     ck_assert_int_eq(vae_model_history_epochs(m), 2);
-    ck_assert_int_eq(vae_model_history_columns(m), 3);
+    ck_assert_int_eq(vae_model_history_columns(m), 5);
     ck_assert_str_eq(vae_model_history_column(m, 0), "train_objective");
-    ck_assert_str_eq(vae_model_history_column(m, 2), "test_loss");
-    ck_assert_ptr_null(vae_model_history_column(m, 3));
+    ck_assert_str_eq(vae_model_history_column(m, 2), "train_recon");
+    ck_assert_str_eq(vae_model_history_column(m, 3), "train_kl");
+    ck_assert_str_eq(vae_model_history_column(m, 4), "test_loss");
+    ck_assert_ptr_null(vae_model_history_column(m, 5));
+    for (int e = 1; e <= 2; e++) /* the terms add up to -ELBO */
+        tu_expect_close(vae_model_history_get(m, e, "train_recon") +
+                            vae_model_history_get(m, e, "train_kl"),
+                        nelbo[e - 1], "recon + KL", e);
     ck_assert_int_eq(vae_model_history_set(m, 0, "x", 1.0), VAE_ERR_ARGUMENT);
     ck_assert_int_eq(vae_model_history_set(m, 1, "two words", 1.0), VAE_ERR_ARGUMENT);
     ck_assert_int_eq(vae_model_history_set(m, 1, "", 1.0), VAE_ERR_ARGUMENT);

@@ -199,6 +199,95 @@ START_TEST(test_beta_at_run_time)
 }
 END_TEST
 
+static vae_dataset *make_data(void)
+{
+    vae_tensor *x = make_rows();
+    vae_dataset *ds = NULL;
+    int dims[1] = {IN};
+    ck_assert_int_eq(vae_dataset_from_f32(&ds, ROWS, 1, dims, vae_tensor_data(x), NULL), VAE_OK);
+    vae_tensor_free(x);
+    return ds;
+}
+
+static int stop_after_two(void *user, int batch, int batches, float objective)
+{
+    (void)user, (void)batches, (void)objective;
+    return batch >= 2;
+}
+
+/* Evaluation reports the terms apart and -ELBO per image: they agree
+   with the mean; an epoch resumed from a file mid-way records the same
+   terms as one never stopped. */
+START_TEST(test_terms)
+{
+    const char *path = "test_steering_terms.vae";
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 6), *l = NULL, *u = NULL;
+    vae_optimizer *opt = NULL, *r = NULL, *uo = NULL;
+    vae_dataset *ds = make_data();
+    float per_image[ROWS], untouched[ROWS];
+    double nelbo, recon, kl, plain, sum = 0.0;
+    ck_assert_int_eq(vae_model_evaluate_terms(m, ds, &nelbo, &recon, &kl, per_image), VAE_OK);
+    ck_assert_int_eq(vae_model_evaluate(m, ds, &plain), VAE_OK);
+    ck_assert_double_eq(nelbo, plain);
+    tu_expect_close(recon + kl, nelbo, "recon + KL", 0);
+    ck_assert_double_gt(kl, 0.0);
+    for (int i = 0; i < ROWS; i++)
+        sum += per_image[i];
+    tu_expect_close(sum / ROWS, nelbo, "mean of the per-image -ELBO", 0);
+    ck_assert_int_eq(vae_model_evaluate_terms(m, NULL, &nelbo, NULL, NULL, NULL), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_evaluate_terms(NULL, ds, &nelbo, NULL, NULL, NULL), VAE_ERR_ARGUMENT);
+
+    /* an epoch stopped after two batches, saved, loaded and finished ... */
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
+    ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK); /* the same start for both */
+    ck_assert_int_eq(vae_model_train_epoch(m, opt, ds, 8, stop_after_two, NULL, NULL, NULL),
+                     VAE_ERR_STOPPED);
+    ck_assert_int_eq(vae_model_save(m, opt, "test_steering_terms_mid.vae"), VAE_OK);
+    ck_assert_int_eq(vae_model_load(&l, "test_steering_terms_mid.vae"), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_restore(&r, l), VAE_OK);
+    ck_assert_int_eq(vae_model_train_epoch(l, r, ds, 8, NULL, NULL, NULL, NULL), VAE_OK);
+    /* ... against one never stopped */
+    ck_assert_int_eq(vae_model_load(&u, path), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_restore(&uo, u), VAE_OK);
+    ck_assert_int_eq(vae_model_train_epoch(u, uo, ds, 8, NULL, NULL, NULL, NULL), VAE_OK);
+    ck_assert_double_eq(vae_model_history_get(l, 1, "train_recon"),
+                        vae_model_history_get(u, 1, "train_recon"));
+    ck_assert_double_eq(vae_model_history_get(l, 1, "train_kl"),
+                        vae_model_history_get(u, 1, "train_kl"));
+    tu_expect_close(vae_model_history_get(u, 1, "train_recon") +
+                        vae_model_history_get(u, 1, "train_kl"),
+                    vae_model_history_get(u, 1, "train_nelbo"), "epoch terms", 1);
+    /* a 0.2 graph has no terms to report, and says so; outputs untouched */
+    vae_model_free(l);
+    l = NULL;
+    for (int i = 0; i < ROWS; i++)
+        untouched[i] = -1.0f;
+    ck_assert_int_eq(vae_model_load(&l, fixture("dense.vae")), VAE_OK);
+    {
+        vae_dataset *small = NULL;
+        int d16 = 16;
+        float v[16 * 4];
+        tu_random(v, 16 * 4, 2, 0.0f, 1.0f);
+        ck_assert_int_eq(vae_dataset_from_f32(&small, 4, 1, &d16, v, NULL), VAE_OK);
+        ck_assert_int_eq(vae_model_evaluate_terms(l, small, &nelbo, &recon, NULL, untouched),
+                         VAE_ERR_UNSUPPORTED);
+        ck_assert_float_eq(untouched[0], -1.0f);
+        ck_assert_int_eq(vae_model_evaluate_terms(l, small, &nelbo, NULL, NULL, untouched), VAE_OK);
+        ck_assert_float_ne(untouched[0], -1.0f);
+        vae_dataset_free(small);
+    }
+    remove(path);
+    remove("test_steering_terms_mid.vae");
+    vae_dataset_free(ds);
+    vae_optimizer_free(opt);
+    vae_optimizer_free(r);
+    vae_optimizer_free(uo);
+    vae_model_free(m);
+    vae_model_free(l);
+    vae_model_free(u);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -206,6 +295,7 @@ int main(void)
     tcase_add_test(tc, test_freeze_encoder);
     tcase_add_test(tc, test_freeze_prefix_and_file);
     tcase_add_test(tc, test_beta_at_run_time);
+    tcase_add_test(tc, test_terms);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
