@@ -696,6 +696,14 @@ VAE_API vae_status vae_model_encode(vae_model *m, const vae_tensor *x, vae_tenso
    rows of the latent size or out n rows of the input size; a planning
    error. */
 VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tensor *out);
+/* As vae_model_decode, then a draw x ~ p(x|z) for every row instead of
+   the mean: 0 or 1 with probability the mean (Bernoulli), or the mean
+   plus Gaussian noise of the model's variance (unit, or the learned
+   "likelihood.logvar"), from `seed`.  Returns as vae_model_decode, and
+   VAE_ERR_UNSUPPORTED for another likelihood; out is written on VAE_OK
+   only.  (Since 0.3.) */
+VAE_API vae_status vae_model_decode_sample(vae_model *m, const vae_tensor *z, uint64_t seed,
+                                           vae_tensor *out);
 /* x -> the decoded mean at the posterior's central point: decode(mu(x)),
    or, with a flow, decode(flow(mu(x))) (every noise input set to zero).
    x and out are n rows of the input size.  Returns as vae_model_decode. */

@@ -362,3 +362,66 @@ VAE_API double vae_model_beta(const vae_model *m)
     int id = m ? m->g->roles[VAE_ROLE_WEIGHTED_KL] : -1;
     return id >= 0 && m->g->nodes[id].op == OP_SCALE ? m->g->nodes[id].fattr[0] : NAN;
 }
+
+/* The node of the reconstruction term: how p(x|z) draws. */
+static const node *likelihood_node(const vae_graph *g)
+{
+    for (int id = 0; id < g->n_nodes; id++)
+        if (g->nodes[id].op == OP_BCE_LOGITS || g->nodes[id].op == OP_GAUSSIAN_LOGLIK)
+            return &g->nodes[id];
+    return NULL;
+}
+
+/* Replaces each mean in out (n rows) by a draw from p(x|z): Bernoulli, or
+   Gaussian with the model's variance (constant or one learned per pixel). */
+static vae_status draw_from_likelihood(const vae_model *m, uint64_t seed, float *x, int64_t n)
+{
+    const node *lik = likelihood_node(m->g);
+    int64_t size = vae_model_input_size(m);
+    const float *logvar = NULL;
+    float *noise;
+    vae_rng rng;
+    if (!lik || (lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0 &&
+                 m->g->nodes[lik->in[2]].op != OP_PARAM))
+        return vae__fail(VAE_ERR_UNSUPPORTED, "vae_model_decode_sample: the model's likelihood "
+                         "is neither Bernoulli nor Gaussian with a fixed or learned variance");
+    if (lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0)
+        logvar = m->g->params + m->g->nodes[lik->in[2]].param_offset;
+    if (!(noise = vae__alloc_floats(size)))
+        return VAE_ERR_NO_MEMORY;
+    vae__rng_seed(&rng, seed);
+    for (int64_t r = 0; r < n; r++) {
+        float *row = x + r * size;
+        if (lik->op == OP_BCE_LOGITS) {
+            for (int64_t j = 0; j < size; j++)
+                row[j] = vae__rng_uniform(&rng) < row[j] ? 1.0f : 0.0f;
+            continue;
+        }
+        vae__rng_normal(&rng, noise, size);
+        for (int64_t j = 0; j < size; j++)
+            row[j] += expf(0.5f * (logvar ? logvar[j] : lik->fattr[0])) * noise[j];
+    }
+    vae__free_aligned(noise);
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_decode_sample(vae_model *m, const vae_tensor *z, uint64_t seed,
+                                           vae_tensor *out)
+{
+    vae_tensor *mean;
+    int64_t dims[2];
+    vae_status s;
+    if (!m || !out)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_decode_sample: NULL argument");
+    dims[0] = out->dims[0];
+    dims[1] = out->count / (out->dims[0] > 0 ? out->dims[0] : 1);
+    /* into a tensor of ours: out is written on success only */
+    VAE_TRY(vae_tensor_create(&mean, 2, dims));
+    s = vae_model_decode(m, z, mean);
+    if (s == VAE_OK)
+        s = draw_from_likelihood(m, seed, mean->data, mean->dims[0]);
+    if (s == VAE_OK)
+        memcpy(out->data, mean->data, (size_t)out->count * sizeof(float));
+    vae_tensor_free(mean);
+    return s;
+}

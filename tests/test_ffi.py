@@ -92,6 +92,8 @@ model_freeze = fn("vae_model_freeze", C.c_int, C.c_void_p, C.c_char_p, C.c_int, 
 param_frozen = fn("vae_model_param_frozen", C.c_int, C.c_void_p, C.c_char_p)
 set_beta = fn("vae_model_set_beta", C.c_int, C.c_void_p, C.c_double)
 get_beta = fn("vae_model_beta", C.c_double, C.c_void_p)
+decode_sample = fn("vae_model_decode_sample", C.c_int, C.c_void_p, C.c_void_p, C.c_uint64,
+                   C.c_void_p)
 evaluate_terms = fn("vae_model_evaluate_terms", C.c_int, C.c_void_p, C.c_void_p,
                     C.POINTER(C.c_double), C.POINTER(C.c_double), C.POINTER(C.c_double),
                     C.POINTER(C.c_float))
@@ -279,6 +281,16 @@ per = (C.c_float * rows)()
 ok(evaluate_terms(loaded, ds, C.byref(ne), C.byref(rc), C.byref(klv), per))
 check(abs(rc.value + klv.value - ne.value) < 1e-6 * abs(ne.value) + 1e-9 and
       abs(sum(per) / rows - ne.value) < 1e-4 * abs(ne.value) + 1e-6, "reconstruction and KL apart")
+zt, xt = C.c_void_p(), C.c_void_p()
+ok(tensor_from_host(C.byref(zt), 2, (C.c_int64 * 2)(2, 3), (C.c_float * 6)(0.1, 0.2, 0.3, 0.4, 0.5, 0.6)))
+ok(tensor_from_host(C.byref(xt), 2, (C.c_int64 * 2)(2, features), (C.c_float * (2 * features))()))
+ok(decode_sample(loaded, zt, 5, xt))
+drawn = (C.c_float * (2 * features))()
+ok(fn("vae_tensor_copy_to_host", C.c_int, C.c_void_p, C.POINTER(C.c_float), C.c_int64)(
+    xt, drawn, 2 * features))
+check(all(v in (0.0, 1.0) for v in drawn), "Bernoulli draws from the decoder")
+tensor_free(zt)
+tensor_free(xt)
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))

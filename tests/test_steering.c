@@ -288,6 +288,80 @@ START_TEST(test_terms)
 }
 END_TEST
 
+/* n copies of one latent point. */
+static vae_tensor *same_z(int n)
+{
+    int64_t dims[2] = {n, LATENT};
+    vae_tensor *z = NULL;
+    ck_assert_int_eq(vae_tensor_create(&z, 2, dims), VAE_OK);
+    for (int i = 0; i < n; i++) {
+        vae_tensor_data(z)[i * LATENT] = 0.3f;
+        vae_tensor_data(z)[i * LATENT + 1] = -0.7f;
+    }
+    return z;
+}
+
+/* Draws from p(x|z): Bernoulli draws are 0 or 1 and their mean is the
+   decoded sigmoid within its standard error; Gaussian draws (learned
+   variance) have the decoded mean and the variance exp(logvar). */
+START_TEST(test_decode_sample)
+{
+    enum { DRAWS = 4000 };
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 8), *gm = NULL;
+    vae_tensor *z = same_z(DRAWS), *mean = NULL, *draws = NULL, *before = NULL;
+    int64_t xd[2] = {DRAWS, IN};
+    float logvar[IN];
+    ck_assert_int_eq(vae_tensor_create(&mean, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&draws, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_model_decode(m, z, mean), VAE_OK);
+    ck_assert_int_eq(vae_model_decode_sample(m, z, 11, draws), VAE_OK);
+    for (int j = 0; j < IN; j++) {
+        double p = vae_tensor_data(mean)[j], avg = 0.0;
+        for (int i = 0; i < DRAWS; i++) {
+            float v = vae_tensor_data(draws)[i * IN + j];
+            ck_assert(v == 0.0f || v == 1.0f);
+            avg += v / DRAWS;
+        }
+        ck_assert_msg(fabs(avg - p) <= 4.0 * sqrt(p * (1.0 - p) / DRAWS) + 1e-9,
+                      "pixel %d: mean of draws %g, p %g", j, avg, p);
+    }
+    /* the same seed draws the same */
+    ck_assert_int_eq(vae_tensor_create(&before, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_tensor_copy_from_host(before, vae_tensor_data(draws), DRAWS * IN), VAE_OK);
+    ck_assert_int_eq(vae_model_decode_sample(m, z, 11, draws), VAE_OK);
+    ck_assert_mem_eq(vae_tensor_data(draws), vae_tensor_data(before), sizeof(float) * DRAWS * IN);
+    /* Gaussian with a learned variance */
+    {
+        vae_graph *g = tu_small_graph(IN, HIDDEN, LATENT, VAE_ACT_RELU,
+                                      VAE_LIKELIHOOD_GAUSSIAN_LEARNED, 9);
+        ck_assert_int_eq(vae_model_create(&gm, g), VAE_OK);
+    }
+    for (int j = 0; j < IN; j++)
+        logvar[j] = -2.0f + 0.3f * (float)j;
+    ck_assert_int_eq(vae_model_param_set(gm, "likelihood.logvar", logvar, IN), VAE_OK);
+    ck_assert_int_eq(vae_model_decode(gm, z, mean), VAE_OK);
+    ck_assert_int_eq(vae_model_decode_sample(gm, z, 12, draws), VAE_OK);
+    for (int j = 0; j < IN; j++) {
+        double mu = vae_tensor_data(mean)[j], var = exp(logvar[j]), avg = 0.0, sq = 0.0;
+        for (int i = 0; i < DRAWS; i++) {
+            double v = vae_tensor_data(draws)[i * IN + j];
+            avg += v / DRAWS;
+            sq += (v - mu) * (v - mu) / DRAWS;
+        }
+        ck_assert_msg(fabs(avg - mu) <= 4.0 * sqrt(var / DRAWS), "pixel %d mean", j);
+        ck_assert_msg(fabs(sq - var) <= 4.0 * var * sqrt(2.0 / DRAWS), "pixel %d variance %g vs %g",
+                      j, sq, var);
+    }
+    ck_assert_int_eq(vae_model_decode_sample(NULL, z, 1, draws), VAE_ERR_ARGUMENT);
+    vae_tensor_free(z);
+    vae_tensor_free(mean);
+    vae_tensor_free(draws);
+    vae_tensor_free(before);
+    vae_model_free(m);
+    vae_model_free(gm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -296,6 +370,7 @@ int main(void)
     tcase_add_test(tc, test_freeze_prefix_and_file);
     tcase_add_test(tc, test_beta_at_run_time);
     tcase_add_test(tc, test_terms);
+    tcase_add_test(tc, test_decode_sample);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
