@@ -989,6 +989,20 @@ VAE_API int32_t vae_dataset_label(const vae_dataset *ds, int64_t i);
 /* Keeps only the first n rows (1 to the count) and their labels.  Returns
    VAE_OK; VAE_ERR_ARGUMENT for a NULL ds or n out of range. */
 VAE_API vae_status vae_dataset_truncate(vae_dataset *ds, int64_t n);
+/* Views (since 0.3): data sets that borrow the rows of another without
+   copying its pixels.  A view borrows the storage of the data set it was
+   made from: free every view before that data set (vae_dataset_free on a
+   view frees only the view).  Views of views are allowed.
+   vae_dataset_view: rows first .. first+count-1 of ds.
+   vae_dataset_split: the rows of ds shuffled from seed, `valid` of them
+   (a fraction in (0, 1), rounded, or a whole count >= 1) into *valid and
+   the rest into *train; both outputs are written on VAE_OK only.
+   Return VAE_OK; VAE_ERR_ARGUMENT for a NULL pointer, rows outside ds, or
+   a split that leaves a side empty; VAE_ERR_NO_MEMORY. */
+VAE_API vae_status vae_dataset_view(vae_dataset **out, const vae_dataset *ds, int64_t first,
+                                    int64_t count);
+VAE_API vae_status vae_dataset_split(const vae_dataset *ds, double valid, uint64_t seed,
+                                     vae_dataset **train, vae_dataset **valid_out);
 /* Rows first .. first+n-1 as floats into out, a tensor of n rows of the
    row size (see Shapes).  Returns VAE_OK; VAE_ERR_ARGUMENT if ds or out is
    NULL or those rows are not all in the set; VAE_ERR_SHAPE if out does not

@@ -76,27 +76,110 @@ vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *di
 
 void vae__dataset_find_range(vae_dataset *ds)
 {
-    int64_t n = ds->count * ds->row_size;
+    int64_t rs = ds->row_size;
+    uint8_t blo = 255, bhi = 0;
+    ds->lo = INFINITY;
+    ds->hi = -INFINITY;
+    for (int64_t r = 0; r < ds->count; r++) {
+        int64_t at = vae__dataset_row(ds, r) * rs;
+        for (int64_t j = 0; ds->bytes && j < rs; j++) {
+            blo = ds->bytes[at + j] < blo ? ds->bytes[at + j] : blo;
+            bhi = ds->bytes[at + j] > bhi ? ds->bytes[at + j] : bhi;
+        }
+        for (int64_t j = 0; ds->values && j < rs; j++) {
+            float v = ds->values[at + j];
+            if (isnan(v)) {
+                ds->lo = ds->hi = NAN;
+                return;
+            }
+            ds->lo = v < ds->lo ? v : ds->lo;
+            ds->hi = v > ds->hi ? v : ds->hi;
+        }
+    }
     if (ds->bytes) {
-        uint8_t lo = 255, hi = 0;
-        for (int64_t i = 0; i < n; i++) {
-            lo = ds->bytes[i] < lo ? ds->bytes[i] : lo;
-            hi = ds->bytes[i] > hi ? ds->bytes[i] : hi;
-        }
-        ds->lo = fminf(lo * ds->scale, hi * ds->scale);
-        ds->hi = fmaxf(lo * ds->scale, hi * ds->scale);
-        return;
+        ds->lo = fminf(blo * ds->scale, bhi * ds->scale);
+        ds->hi = fmaxf(blo * ds->scale, bhi * ds->scale);
     }
-    ds->lo = ds->hi = ds->values[0];
-    for (int64_t i = 0; i < n; i++) {
-        float v = ds->values[i];
-        if (isnan(v)) {
-            ds->lo = ds->hi = NAN;
-            return;
-        }
-        ds->lo = v < ds->lo ? v : ds->lo;
-        ds->hi = v > ds->hi ? v : ds->hi;
+}
+
+/* A data set of n rows that borrows ds's storage, its rows picked by map
+   (taken over, may be NULL) or starting at row first of ds. */
+static vae_status make_view(const vae_dataset *ds, int64_t first, int64_t n, int64_t *map,
+                            vae_dataset **out)
+{
+    vae_dataset *v = vae__calloc(1, sizeof *v);
+    if (!v) {
+        free(map);
+        return VAE_ERR_NO_MEMORY;
     }
+    *v = *ds;
+    v->is_view = 1;
+    v->count = n;
+    v->own_map = map;
+    v->map = map ? map : ds->map ? ds->map + first : NULL;
+    if (!map && !ds->map) { /* a plain range: the storage from row first on */
+        v->bytes = ds->bytes ? ds->bytes + first * ds->row_size : NULL;
+        v->values = ds->values ? ds->values + first * ds->row_size : NULL;
+        v->labels = ds->labels ? ds->labels + first : NULL;
+    }
+    vae__dataset_find_range(v);
+    *out = v;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_dataset_view(vae_dataset **out, const vae_dataset *ds, int64_t first,
+                                    int64_t count)
+{
+    if (!out || !ds)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_view: NULL argument");
+    if (first < 0 || count < 1 || first > ds->count - count)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_view: rows %lld to %lld are not in the "
+                         "%lld rows of the data set", (long long)first,
+                         (long long)(first + count - 1), (long long)ds->count);
+    return make_view(ds, first, count, NULL, out);
+}
+
+VAE_API vae_status vae_dataset_split(const vae_dataset *ds, double valid, uint64_t seed,
+                                     vae_dataset **train, vae_dataset **valid_out)
+{
+    const char *what = "vae_dataset_split";
+    int64_t n_valid, *order;
+    vae_rng rng;
+    vae_status s;
+    if (!ds || !train || !valid_out)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL argument", what);
+    n_valid = valid < 1.0 ? (int64_t)llround(valid * (double)ds->count) : (int64_t)valid;
+    if (!(valid > 0.0) || (valid >= 1.0 && valid != floor(valid)) || n_valid < 1 ||
+        n_valid >= ds->count)
+        return vae__fail(VAE_ERR_ARGUMENT, "%s: %g (a fraction in (0, 1) or a count) leaves no "
+                         "rows on one side of %lld", what, valid, (long long)ds->count);
+    if (!(order = vae__alloc((size_t)ds->count * sizeof *order)))
+        return VAE_ERR_NO_MEMORY;
+    vae__rng_seed3(&rng, seed, 0x5e11, 0);
+    vae__rng_permutation(&rng, order, ds->count);
+    for (int64_t i = 0; ds->map && i < ds->count; i++)
+        order[i] = ds->map[order[i]]; /* a view's rows, in its storage */
+    {
+        int64_t *vmap = vae__alloc((size_t)n_valid * sizeof *vmap);
+        vae_dataset *t = NULL, *v = NULL;
+        if (!vmap) {
+            free(order);
+            return VAE_ERR_NO_MEMORY;
+        }
+        memcpy(vmap, order, (size_t)n_valid * sizeof *vmap);
+        memmove(order, order + n_valid, (size_t)(ds->count - n_valid) * sizeof *order);
+        if ((s = make_view(ds, 0, n_valid, vmap, &v)) != VAE_OK) {
+            free(order);
+            return s;
+        }
+        if ((s = make_view(ds, 0, ds->count - n_valid, order, &t)) != VAE_OK) {
+            vae_dataset_free(v);
+            return s;
+        }
+        *train = t;
+        *valid_out = v;
+    }
+    return VAE_OK;
 }
 
 vae_status vae__check_unit_range(const vae_dataset *ds, const float *data, int64_t count,
@@ -361,9 +444,12 @@ VAE_API void vae_dataset_free(vae_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->bytes);
-    vae__free_aligned(ds->values);
-    free(ds->labels);
+    if (!ds->is_view) {
+        free(ds->bytes);
+        vae__free_aligned(ds->values);
+        free(ds->labels);
+    }
+    free(ds->own_map);
     free(ds);
 }
 
@@ -386,7 +472,7 @@ VAE_API int32_t vae_dataset_label(const vae_dataset *ds, int64_t i)
 {
     if (!ds || !ds->labels || i < 0 || i >= ds->count)
         return -1;
-    return ds->labels[i];
+    return ds->labels[vae__dataset_row(ds, i)];
 }
 
 VAE_API vae_status vae_dataset_truncate(vae_dataset *ds, int64_t n)
@@ -429,7 +515,7 @@ void vae__dataset_rows(const vae_dataset *ds, const int64_t *idx, int64_t first,
 {
     size_t rs = (size_t)ds->row_size;
     for (int64_t i = 0; i < n; i++, out += rs) {
-        size_t at = (size_t)(idx ? idx[i] : first + i) * rs;
+        size_t at = (size_t)vae__dataset_row(ds, idx ? idx[i] : first + i) * rs;
         if (ds->values)
             memcpy(out, ds->values + at, rs * sizeof *out);
         else

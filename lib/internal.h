@@ -79,7 +79,15 @@ struct vae_dataset {
     float scale;      /* value = byte * scale */
     int32_t *labels;  /* count, or NULL */
     float lo, hi;     /* the smallest and largest value (NaN if any is NaN) */
+    const int64_t *map; /* a view's row i is stored row map[i]; NULL: row i */
+    int64_t *own_map; /* the map when this data set allocated it */
+    int is_view;      /* bytes, values and labels are borrowed */
 };
+/* Where row i of ds is stored. */
+static inline int64_t vae__dataset_row(const vae_dataset *ds, int64_t i)
+{
+    return ds->map ? ds->map[i] : i;
+}
 /* Validates the shape, allocates the struct and copies the labels (may be
    NULL); the caller attaches bytes or values. */
 vae_status vae__dataset_new(const char *what, int64_t n, int ndim, const int *dims,

@@ -92,6 +92,9 @@ model_freeze = fn("vae_model_freeze", C.c_int, C.c_void_p, C.c_char_p, C.c_int, 
 param_frozen = fn("vae_model_param_frozen", C.c_int, C.c_void_p, C.c_char_p)
 set_beta = fn("vae_model_set_beta", C.c_int, C.c_void_p, C.c_double)
 get_beta = fn("vae_model_beta", C.c_double, C.c_void_p)
+dataset_split = fn("vae_dataset_split", C.c_int, C.c_void_p, C.c_double, C.c_uint64,
+                   C.POINTER(C.c_void_p), C.POINTER(C.c_void_p))
+dataset_count = fn("vae_dataset_count", C.c_int64, C.c_void_p)
 decode_sample = fn("vae_model_decode_sample", C.c_int, C.c_void_p, C.c_void_p, C.c_uint64,
                    C.c_void_p)
 evaluate_terms = fn("vae_model_evaluate_terms", C.c_int, C.c_void_p, C.c_void_p,
@@ -291,6 +294,11 @@ ok(fn("vae_tensor_copy_to_host", C.c_int, C.c_void_p, C.POINTER(C.c_float), C.c_
 check(all(v in (0.0, 1.0) for v in drawn), "Bernoulli draws from the decoder")
 tensor_free(zt)
 tensor_free(xt)
+tr, va = C.c_void_p(), C.c_void_p()
+ok(dataset_split(ds, 0.25, 3, C.byref(tr), C.byref(va)))
+check(dataset_count(tr) == rows - rows // 4 and dataset_count(va) == rows // 4, "split views")
+dataset_free(tr)
+dataset_free(va)
 model_free(loaded)
 os.remove(path)
 os.rmdir(os.path.dirname(path))

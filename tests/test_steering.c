@@ -362,6 +362,67 @@ START_TEST(test_decode_sample)
 }
 END_TEST
 
+/* Views: a range and a seeded split see the parent's rows (values and
+   labels) without copying; the split's sides partition the rows; a view
+   of a view; the same seed splits the same. */
+START_TEST(test_dataset_views)
+{
+    enum { R = 50, D = 3 };
+    uint8_t bytes[R * D];
+    int32_t labels[R];
+    int dims[1] = {D}, seen[R] = {0};
+    vae_dataset *ds = NULL, *range = NULL, *train = NULL, *valid = NULL, *sub = NULL, *again = NULL;
+    int64_t td[2] = {1, D};
+    vae_tensor *row = NULL;
+    for (int r = 0; r < R; r++) {
+        labels[r] = r;
+        for (int j = 0; j < D; j++)
+            bytes[r * D + j] = (uint8_t)(r * 5 + j);
+    }
+    ck_assert_int_eq(vae_dataset_from_u8(&ds, R, 1, dims, bytes, labels, 1.0f / 255), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&row, 2, td), VAE_OK);
+    ck_assert_int_eq(vae_dataset_view(&range, ds, 10, 5), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(range), 5);
+    ck_assert_int_eq(vae_dataset_label(range, 0), 10);
+    ck_assert_int_eq(vae_dataset_get(range, 4, row), VAE_OK);
+    ck_assert_float_eq_tol(vae_tensor_data(row)[1], (14 * 5 + 1) / 255.0f, 1e-6f);
+    ck_assert_int_eq(vae_dataset_view(&sub, range, 1, 10), VAE_ERR_ARGUMENT);
+    ck_assert_ptr_null(sub);
+    ck_assert_int_eq(vae_dataset_split(ds, 0.2, 7, &train, &valid), VAE_OK);
+    ck_assert_int_eq(vae_dataset_count(valid), 10);
+    ck_assert_int_eq(vae_dataset_count(train), 40);
+    for (int i = 0; i < 40; i++) {
+        int32_t l = vae_dataset_label(train, i);
+        ck_assert_int_eq(vae_dataset_get(train, i, row), VAE_OK);
+        ck_assert_float_eq_tol(vae_tensor_data(row)[2], (l * 5 + 2) / 255.0f, 1e-6f); /* its pixels */
+        seen[l]++;
+    }
+    for (int i = 0; i < 10; i++)
+        seen[vae_dataset_label(valid, i)]++;
+    for (int r = 0; r < R; r++)
+        ck_assert_int_eq(seen[r], 1);
+    /* a range of a shuffled view, and the same seed splits the same */
+    ck_assert_int_eq(vae_dataset_view(&sub, train, 3, 2), VAE_OK);
+    ck_assert_int_eq(vae_dataset_label(sub, 1), vae_dataset_label(train, 4));
+    vae_dataset_free(range);
+    ck_assert_int_eq(vae_dataset_split(ds, 10, 7, &again, &range), VAE_OK); /* 10 = 0.2 of 50 */
+    ck_assert_int_eq(vae_dataset_label(range, 0), vae_dataset_label(valid, 0));
+    vae_dataset_free(again);
+    vae_dataset_free(range);
+    again = range = NULL;
+    ck_assert_int_eq(vae_dataset_split(ds, 0.0, 7, &again, &range), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_split(ds, 50, 7, &again, &range), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_dataset_split(ds, 2.5, 7, &again, &range), VAE_ERR_ARGUMENT);
+    vae_dataset_free(again);
+    vae_dataset_free(range);
+    vae_dataset_free(sub);
+    vae_dataset_free(train);
+    vae_dataset_free(valid);
+    vae_tensor_free(row);
+    vae_dataset_free(ds);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -371,6 +432,7 @@ int main(void)
     tcase_add_test(tc, test_beta_at_run_time);
     tcase_add_test(tc, test_terms);
     tcase_add_test(tc, test_decode_sample);
+    tcase_add_test(tc, test_dataset_views);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
