@@ -171,7 +171,9 @@ typedef enum vae_likelihood {
                                            parameter "likelihood.logvar"
                                            (the input's row size), starting
                                            at -4 (sigma 0.135 on pixels in
-                                           [0, 1]; since 0.3, before: 0) */
+                                           [0, 1]; since 0.3, before: 0);
+                                           a host chooses another start
+                                           with vae_model_param_set */
 } vae_likelihood;
 
 /* What training minimises.  Reported losses are always -ELBO in nats. */
@@ -696,6 +698,12 @@ VAE_API vae_status vae_model_encode(vae_model *m, const vae_tensor *x, vae_tenso
    rows of the latent size or out n rows of the input size; a planning
    error. */
 VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tensor *out);
+/* x (n rows) -> the latent point the decoder reads at the posterior's
+   centre: mu(x), or with a flow flow(mu(x)) (every noise input zero), into
+   z (n rows of the latent size).  Scatter plots of a flow model want this
+   rather than mu.  Returns as vae_model_encode; z is written on VAE_OK
+   only.  (Since 0.3.) */
+VAE_API vae_status vae_model_encode_latent(vae_model *m, const vae_tensor *x, vae_tensor *z);
 /* As vae_model_decode, then a draw x ~ p(x|z) for every row instead of
    the mean: 0 or 1 with probability the mean (Bernoulli), or the mean
    plus Gaussian noise of the model's variance (unit, or the learned

@@ -108,6 +108,7 @@ vae_status vae__model_build_plans(vae_model *m)
     VAE_TRY(build_plan(m->g, &m->plans[PLAN_LOG_WEIGHT], &r[VAE_ROLE_LOG_WEIGHT],
                        r[VAE_ROLE_LOG_WEIGHT] >= 0, r[VAE_ROLE_INPUT]));
     VAE_TRY(split_shared(m));
+    VAE_TRY(build_plan(m->g, &m->plans[PLAN_LATENT], &r[VAE_ROLE_LATENT], 1, r[VAE_ROLE_INPUT]));
     return build_plan(m->g, &m->plans[PLAN_DECODE], &r[VAE_ROLE_DECODED], 1, r[VAE_ROLE_LATENT]);
 }
 

@@ -238,6 +238,16 @@ VAE_API vae_status vae_model_encode(vae_model *m, const vae_tensor *x, vae_tenso
                       r[VAE_ROLE_LATENT_LOGVAR], logvar ? logvar->data : NULL);
 }
 
+VAE_API vae_status vae_model_encode_latent(vae_model *m, const vae_tensor *x, vae_tensor *z)
+{
+    int64_t n;
+    if (!m || !z)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_encode_latent: NULL argument");
+    VAE_TRY(vae__tensor_check_rows(x, "vae_model_encode_latent", vae_model_input_size(m), &n));
+    VAE_TRY(check_output(z, "vae_model_encode_latent", n, vae_model_latent_size(m)));
+    return run_chunks(m, PLAN_LATENT, x->data, n, m->g->roles[VAE_ROLE_LATENT], z->data, -1, NULL);
+}
+
 VAE_API vae_status vae_model_decode(vae_model *m, const vae_tensor *z, vae_tensor *out)
 {
     int64_t n;

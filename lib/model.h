@@ -13,6 +13,7 @@ enum {
     PLAN_DECODE,
     PLAN_RECONSTRUCT, /* x -> decoded with every noise input zero */
     PLAN_LOG_WEIGHT,  /* x -> log importance weight; empty without that role */
+    PLAN_LATENT,      /* x -> the z the decoder reads, every noise input zero */
     PLAN_COUNT
 };
 

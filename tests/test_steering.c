@@ -423,6 +423,63 @@ START_TEST(test_dataset_views)
 }
 END_TEST
 
+/* The latent point the decoder reads: mu without a flow; with one,
+   flow(mu), whose decoding is the reconstruction. */
+START_TEST(test_encode_latent)
+{
+    enum { N = 5, F = 8 };
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 10), *fm = NULL;
+    vae_tensor *x = make_rows(), *xs = NULL, *mu = NULL, *z = NULL, *dec = NULL, *rec = NULL;
+    int64_t md[2] = {ROWS, LATENT}, fd[2] = {N, 3}, xd[2] = {N, F};
+    ck_assert_int_eq(vae_tensor_create(&mu, 2, md), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&z, 2, md), VAE_OK);
+    ck_assert_int_eq(vae_model_encode(m, x, mu, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_encode_latent(m, x, z), VAE_OK);
+    ck_assert_mem_eq(vae_tensor_data(z), vae_tensor_data(mu), sizeof(float) * ROWS * LATENT);
+    vae_tensor_free(mu);
+    vae_tensor_free(z);
+    {   /* a flow VAE: 8 inputs, latent 3, two IAF steps with a context */
+        vae_graph *g = NULL;
+        int in = F, xi, mui, lv, h, z0, zi, ld, ld2, logits, loss;
+        ck_assert_int_eq(vae_graph_create(&g, 3), VAE_OK);
+        ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &xi), VAE_OK);
+        ck_assert_int_eq(vae_layer_gaussian_mlp(g, xi, 6, VAE_ACT_TANH, 3, 4, "q", &mui, &lv, &h),
+                         VAE_OK);
+        ck_assert_int_eq(vae_op_sample_normal(g, mui, lv, &z0), VAE_OK);
+        ck_assert_int_eq(vae_layer_iaf_step(g, z0, h, 6, 0, "f0", &zi, &ld), VAE_OK);
+        ck_assert_int_eq(vae_layer_iaf_step(g, zi, h, 6, 1, "f1", &zi, &ld2), VAE_OK);
+        ck_assert_int_eq(vae_op_add(g, ld, ld2, &ld), VAE_OK);
+        ck_assert_int_eq(vae_layer_bernoulli_mlp(g, zi, 6, VAE_ACT_TANH, F, "p", &logits), VAE_OK);
+        ck_assert_int_eq(vae_elbo_build_flow(g, xi, mui, lv, z0, zi, ld, logits,
+                                             VAE_LIKELIHOOD_BERNOULLI, VAE_OBJECTIVE_ELBO, 1.0f,
+                                             &loss), VAE_OK);
+        ck_assert_int_eq(vae_model_create(&fm, g), VAE_OK);
+    }
+    ck_assert_int_eq(vae_tensor_create(&xs, 2, xd), VAE_OK);
+    tu_random(vae_tensor_data(xs), N * F, 4, 0.0f, 1.0f);
+    ck_assert_int_eq(vae_tensor_create(&mu, 2, fd), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&z, 2, fd), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&dec, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_tensor_create(&rec, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_model_encode(fm, xs, mu, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_encode_latent(fm, xs, z), VAE_OK);
+    ck_assert(memcmp(vae_tensor_data(z), vae_tensor_data(mu), sizeof(float) * N * 3) != 0);
+    ck_assert_int_eq(vae_model_decode(fm, z, dec), VAE_OK);
+    ck_assert_int_eq(vae_model_reconstruct(fm, xs, rec), VAE_OK);
+    for (int i = 0; i < N * F; i++)
+        tu_expect_close(vae_tensor_data(dec)[i], vae_tensor_data(rec)[i], "decode(flow(mu))", i);
+    ck_assert_int_eq(vae_model_encode_latent(fm, x, z), VAE_ERR_SHAPE); /* 6 values, not 8 */
+    vae_tensor_free(x);
+    vae_tensor_free(xs);
+    vae_tensor_free(mu);
+    vae_tensor_free(z);
+    vae_tensor_free(dec);
+    vae_tensor_free(rec);
+    vae_model_free(m);
+    vae_model_free(fm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -433,6 +490,7 @@ int main(void)
     tcase_add_test(tc, test_terms);
     tcase_add_test(tc, test_decode_sample);
     tcase_add_test(tc, test_dataset_views);
+    tcase_add_test(tc, test_encode_latent);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
