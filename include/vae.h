@@ -166,7 +166,7 @@ typedef enum vae_activation {
 typedef enum vae_likelihood {
     VAE_LIKELIHOOD_BERNOULLI = 0,      /* logits; mean = sigmoid(logits) */
     VAE_LIKELIHOOD_GAUSSIAN_UNIT = 1,  /* mean = sigmoid(logits), variance 1 */
-    VAE_LIKELIHOOD_GAUSSIAN_LEARNED = 2 /* mean = sigmoid(logits), one learned
+    VAE_LIKELIHOOD_GAUSSIAN_LEARNED = 2, /* mean = sigmoid(logits), one learned
                                            log-variance per feature: the
                                            parameter "likelihood.logvar"
                                            (the input's row size), starting
@@ -174,6 +174,11 @@ typedef enum vae_likelihood {
                                            [0, 1]; since 0.3, before: 0);
                                            a host chooses another start
                                            with vae_model_param_set */
+    /* Since 0.3: the mean is the logits themselves (no sigmoid), for data
+       outside [0, 1] such as standardised features; DECODED is the
+       logits node. */
+    VAE_LIKELIHOOD_GAUSSIAN_UNIT_LINEAR = 3,
+    VAE_LIKELIHOOD_GAUSSIAN_LEARNED_LINEAR = 4
 } vae_likelihood;
 
 /* What training minimises.  Reported losses are always -ELBO in nats. */

@@ -345,8 +345,14 @@ static const char *likelihood_of(const vae_graph *g)
     for (int id = 0; id < g->n_nodes; id++) {
         if (g->nodes[id].op == OP_BCE_LOGITS)
             return "Bernoulli";
-        if (g->nodes[id].op == OP_GAUSSIAN_LOGLIK)
-            return g->nodes[id].in[2] >= 0 ? "Gaussian, learned variance" : "Gaussian, unit variance";
+        if (g->nodes[id].op == OP_GAUSSIAN_LOGLIK) {
+            int linear = g->roles[VAE_ROLE_DECODED] >= 0 &&
+                         g->nodes[g->roles[VAE_ROLE_DECODED]].op != OP_SIGMOID;
+            if (g->nodes[id].in[2] >= 0)
+                return linear ? "Gaussian, linear mean, learned variance"
+                              : "Gaussian, learned variance";
+            return linear ? "Gaussian, linear mean, unit variance" : "Gaussian, unit variance";
+        }
     }
     return "other";
 }

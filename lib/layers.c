@@ -92,20 +92,26 @@ static vae_status reconstruction(vae_graph *g, int x, int logits, vae_likelihood
                                  int *nll, int *decoded)
 {
     int ll, logvar = -1, size = (int)g->nodes[x].size;
-    VAE_TRY(vae_op_sigmoid(g, logits, decoded));
-    switch (likelihood) {
-    case VAE_LIKELIHOOD_BERNOULLI:
+    int linear = likelihood == VAE_LIKELIHOOD_GAUSSIAN_UNIT_LINEAR ||
+                 likelihood == VAE_LIKELIHOOD_GAUSSIAN_LEARNED_LINEAR;
+    int learned = likelihood == VAE_LIKELIHOOD_GAUSSIAN_LEARNED ||
+                  likelihood == VAE_LIKELIHOOD_GAUSSIAN_LEARNED_LINEAR;
+    if ((int)likelihood < 0 || likelihood > VAE_LIKELIHOOD_GAUSSIAN_LEARNED_LINEAR)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_elbo_build: unknown likelihood %d", (int)likelihood);
+    /* the mean: sigmoid(logits), or the logits themselves for data on any scale */
+    if (linear)
+        *decoded = logits;
+    else
+        VAE_TRY(vae_op_sigmoid(g, logits, decoded));
+    if (likelihood == VAE_LIKELIHOOD_BERNOULLI)
         return vae_op_bce_logits(g, logits, x, nll);
-    case VAE_LIKELIHOOD_GAUSSIAN_LEARNED:
+    if (learned) {
         VAE_TRY(vae__graph_add_param(g, "likelihood.logvar", 1, &size, 0.0f, &logvar));
         for (int i = 0; i < size; i++)
             g->params[g->nodes[logvar].param_offset + i] = LEARNED_LOGVAR_INIT;
-        /* fall through */
-    case VAE_LIKELIHOOD_GAUSSIAN_UNIT:
-        VAE_TRY(vae_op_gaussian_loglik(g, x, *decoded, logvar, 0.0f, &ll));
-        return vae_op_scale(g, ll, -1.0f, nll);
     }
-    return vae__fail(VAE_ERR_ARGUMENT, "vae_elbo_build: unknown likelihood %d", (int)likelihood);
+    VAE_TRY(vae_op_gaussian_loglik(g, x, *decoded, logvar, 0.0f, &ll));
+    return vae_op_scale(g, ll, -1.0f, nll);
 }
 
 /* Per row: nll * recon_weight + beta * kl.  The KL is always scaled, even

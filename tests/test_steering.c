@@ -480,6 +480,53 @@ START_TEST(test_encode_latent)
 }
 END_TEST
 
+/* A Gaussian decoder with a linear mean: decoded is the logits node, data
+   far outside [0, 1] are taken, and training fits them (the reconstruction
+   reaches values no sigmoid could). */
+START_TEST(test_linear_gaussian)
+{
+    vae_graph *g = tu_small_graph(IN, 8, LATENT, VAE_ACT_RELU, VAE_LIKELIHOOD_GAUSSIAN_UNIT_LINEAR, 2);
+    vae_model *m = NULL;
+    vae_optimizer *opt = NULL;
+    vae_tensor *x = make_rows(), *rec = NULL;
+    int64_t xd[2] = {ROWS, IN};
+    double first = 0.0, last = 0.0, most = 0.0;
+    for (int i = 0; i < ROWS * IN; i++) /* values in [-3, 5] */
+        vae_tensor_data(x)[i] = -3.0f + 8.0f * vae_tensor_data(x)[i];
+    ck_assert_int_eq(vae_graph_role(g, VAE_ROLE_DECODED), vae_graph_role(g, VAE_ROLE_LOGITS));
+    ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 1e-2), VAE_OK);
+    for (int step = 0; step < 300; step++) {
+        double nelbo;
+        ck_assert_int_eq(vae_model_train_step(m, opt, x, NULL, &nelbo), VAE_OK);
+        if (step < 10)
+            first += nelbo / 10;
+        if (step >= 290)
+            last += nelbo / 10;
+    }
+    ck_assert_msg(last < first - 5.0, "-ELBO %g -> %g", first, last);
+    ck_assert_int_eq(vae_tensor_create(&rec, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_model_reconstruct(m, x, rec), VAE_OK);
+    for (int i = 0; i < ROWS * IN; i++)
+        most = fmax(most, fabs(vae_tensor_data(rec)[i]));
+    ck_assert_double_gt(most, 1.5);
+    ck_assert_int_eq(vae_graph_create(&g, 1), VAE_OK);
+    {
+        int in = 2, xi, zi;
+        ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &xi), VAE_OK);
+        ck_assert_int_eq(vae_op_scale(g, xi, 1.0f, &zi), VAE_OK);
+        ck_assert_int_eq(vae_elbo_build(g, xi, xi, xi, xi, xi, (vae_likelihood)5,
+                                        VAE_OBJECTIVE_ELBO, 1.0f, &zi), VAE_ERR_ARGUMENT);
+    }
+    vae_graph_free(g);
+    vae_tensor_free(x);
+    vae_tensor_free(rec);
+    vae_optimizer_free(opt);
+    vae_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -491,6 +538,7 @@ int main(void)
     tcase_add_test(tc, test_decode_sample);
     tcase_add_test(tc, test_dataset_views);
     tcase_add_test(tc, test_encode_latent);
+    tcase_add_test(tc, test_linear_gaussian);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
