@@ -638,6 +638,15 @@ VAE_API vae_status vae_elbo_build_flow(vae_graph *g, int x, int mu, int logvar, 
    input node; VAE_ERR_SHAPE if a role's node has the wrong shape;
    VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_create(vae_model **out, vae_graph *g);
+/* A model for inference from another thread: it reads m's graph and
+   weights (no copy) and plans its own memory (maximum batch and memory
+   limit as m's, one thread).  Clones of one model encode, decode,
+   reconstruct, sample and evaluate concurrently, each from its own thread,
+   with the same results as m; they refuse training and every call that
+   changes the weights, beta or frozen set (VAE_ERR_STATE).  Free every
+   clone before m, and do not train m while clones run.  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if a pointer is NULL; VAE_ERR_NO_MEMORY.  (Since 0.3.) */
+VAE_API vae_status vae_model_clone(vae_model **out, const vae_model *m);
 /* Frees the model, its graph and any saved optimizer not yet restored. */
 VAE_API void vae_model_free(vae_model *m);
 /* Largest number of rows one pass runs at once (default 256).

@@ -99,6 +99,7 @@ VAE_API vae_status vae_model_param_set(vae_model *m, const char *name, const flo
 {
     const node *n = NULL;
     VAE_TRY(find_param(m, name, count, "vae_model_param_set", &n));
+    VAE_TRY(vae__model_check_writable(m, "vae_model_param_set"));
     if (!src)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_param_set: src is NULL");
     for (int64_t i = 0; i < count; i++)

@@ -28,7 +28,8 @@ char *vae__strdup(const char *s);
 
 /* Element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64,
    picked at load time from what the CPU (or valgrind) reports. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(__SANITIZE_THREAD__) /* ThreadSanitizer cannot run ifunc resolvers */
 #define VAE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VAE_HOT

@@ -100,7 +100,8 @@ VAE_API void vae_model_free(vae_model *m)
     vae_optimizer_free(m->saved_optimizer);
     vae__history_free(&m->hist);
     vae__metadata_free(&m->meta);
-    vae_graph_free(m->g);
+    if (!m->parent)
+        vae_graph_free(m->g);
     free(m->perm);
     free(m->live);
     free(m->frozen);
@@ -178,6 +179,7 @@ VAE_API vae_status vae_model_params_set(vae_model *m, const float *src, int64_t 
     if (!m || !src || count != m->g->n_params)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_params_set: NULL argument or count %lld "
                          "is not the parameter count", (long long)count);
+    VAE_TRY(vae__model_check_writable(m, "vae_model_params_set"));
     for (int64_t i = 0; i < count; i++)
         if (!isfinite(src[i]))
             return vae__fail(VAE_ERR_NOT_FINITE, "vae_model_params_set: value %lld is %g; "
@@ -306,6 +308,7 @@ VAE_API vae_status vae_model_freeze(vae_model *m, const char *prefix, int frozen
     vae_status s;
     if (!m || !len)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or empty prefix", what);
+    VAE_TRY(vae__model_check_writable(m, what));
     if (!(marks = vae__calloc((size_t)m->g->n_nodes, 1)))
         return VAE_ERR_NO_MEMORY;
     if (m->frozen)
@@ -356,6 +359,7 @@ VAE_API vae_status vae_model_set_beta(vae_model *m, double beta)
 {
     if (!m)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_beta: model is NULL");
+    VAE_TRY(vae__model_check_writable(m, "vae_model_set_beta"));
     if (!(beta >= 0.0 && beta <= 1e6))
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_set_beta: beta %g is not in [0, 1e6]", beta);
     if (m->g->roles[VAE_ROLE_WEIGHTED_KL] < 0 ||
@@ -434,4 +438,33 @@ VAE_API vae_status vae_model_decode_sample(vae_model *m, const vae_tensor *z, ui
         memcpy(out->data, mean->data, (size_t)out->count * sizeof(float));
     vae_tensor_free(mean);
     return s;
+}
+
+vae_status vae__model_check_writable(const vae_model *m, const char *what)
+{
+    if (m && m->parent)
+        return vae__fail(VAE_ERR_STATE, "%s: a clone only reads its parent's weights (change "
+                         "or train the parent)", what);
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_model_clone(vae_model **out, const vae_model *m)
+{
+    vae_model *c;
+    vae_status s;
+    if (!out || !m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_clone: NULL argument");
+    if (!(c = vae__calloc(1, sizeof *c)))
+        return VAE_ERR_NO_MEMORY;
+    c->g = m->g;
+    c->parent = m->parent ? m->parent : m;
+    c->max_batch = m->max_batch;
+    c->threads = 1;
+    c->memory_limit = m->memory_limit;
+    if ((s = vae__model_build_plans(c)) != VAE_OK) {
+        vae_model_free(c);
+        return s;
+    }
+    *out = c;
+    return VAE_OK;
 }

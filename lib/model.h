@@ -94,6 +94,7 @@ typedef struct metadata {
 
 struct vae_model {
     vae_graph *g;
+    const vae_model *parent; /* a clone reads its parent's graph and weights */
     int max_batch, threads, slice_rows;
     plan plans[PLAN_COUNT];
     shared_split lw;   /* PLAN_LOG_WEIGHT, split */
@@ -120,6 +121,10 @@ struct vae_model {
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
 };
+
+/* Fails for a clone: what changes the shared graph or weights is the
+   parent's to do. */
+vae_status vae__model_check_writable(const vae_model *m, const char *what);
 
 /* model.c: takes marks (per node, 1 = frozen parameter) and recomputes
    what the optimizer visits */

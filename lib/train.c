@@ -215,6 +215,7 @@ static vae_status check_training(vae_model *m, vae_optimizer *opt, const char *w
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model or optimizer", what);
     if (opt->model != m)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: the optimizer belongs to another model", what);
+    VAE_TRY(vae__model_check_writable(m, what));
     if (!m->g->nodes[m->g->roles[VAE_ROLE_OBJECTIVE]].needs_grad)
         return vae__fail(VAE_ERR_STATE, "%s: the objective depends on no parameter", what);
     return vae__model_ensure_planned(m, 1);

@@ -97,10 +97,19 @@ blis_found() {  # the directories CMakeLists.txt searches
   return 1
 }
 
-sanitizers_work() {  # the compiler builds, and the system runs, an ASan+UBSan program
+sanitizers_work() {  # flags: the compiler builds, and the system runs, such a program
   local t; t=$(mktemp -d); tmpdirs+=("$t")
   printf 'int main(void) { return 0; }\n' > "$t/probe.c"
-  cc -fsanitize=address,undefined "$t/probe.c" -o "$t/probe" > "$t/log" 2>&1 && "$t/probe" >> "$t/log" 2>&1
+  cc "$@" "$t/probe.c" -o "$t/probe" > "$t/log" 2>&1 && "$t/probe" >> "$t/log" 2>&1
+}
+
+tsan_test() {  # the tests that run the library from several threads at once
+  local dir=build-test-tsan
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_WERROR=ON -DVAE_BUILD_EXAMPLES=OFF \
+    -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
+    -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" --target test_steering >> "$dir.log" 2>&1 || { tail -50 "$dir.log"; return 1; }
+  TSAN_OPTIONS=halt_on_error=1 CK_FORK=no "$dir/tests/test_steering" < /dev/null
 }
 
 stage "Dependencies (scripts/deps.sh test)"
@@ -116,12 +125,19 @@ else
   skip "BLIS" "no BLIS library and cblas.h in Debian's blis-* directories (libblis-openmp-dev)"
 fi
 
-if sanitizers_work; then
+if sanitizers_work -fsanitize=address,undefined; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
   build_and_test asan -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   skip "AddressSanitizer + UndefinedBehaviorSanitizer" \
        "cc cannot build or run a -fsanitize=address,undefined program"
+fi
+
+if sanitizers_work -fsanitize=thread; then
+  stage "ThreadSanitizer (model clones decoding from four threads)"
+  tsan_test
+else
+  skip "ThreadSanitizer" "the compiler or the system cannot build and run a -fsanitize=thread program"
 fi
 
 stage "Consumer of the installed library (pkg-config and find_package)"

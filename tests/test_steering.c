@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +528,70 @@ START_TEST(test_linear_gaussian)
 }
 END_TEST
 
+typedef struct decode_job {
+    vae_model *clone;
+    const vae_tensor *z;
+    vae_tensor *out;
+    vae_status status;
+} decode_job;
+
+static void *decode_many(void *arg)
+{
+    decode_job *j = arg;
+    for (int k = 0; k < 20 && j->status == VAE_OK; k++)
+        j->status = vae_model_decode(j->clone, j->z, j->out);
+    return NULL;
+}
+
+/* Four clones decode at once from four threads: each result equals the
+   one-thread decoding bit for bit; clones refuse to change the weights. */
+START_TEST(test_clones_decode_concurrently)
+{
+    enum { T = 4, N = 300 };
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 12);
+    vae_optimizer *opt = NULL;
+    vae_tensor *z = NULL, *want = NULL, *x = make_rows();
+    int64_t zd[2] = {N, LATENT}, xd[2] = {N, IN};
+    decode_job jobs[T];
+    pthread_t th[T];
+    float w[IN * HIDDEN];
+    ck_assert_int_eq(vae_tensor_create(&z, 2, zd), VAE_OK);
+    tu_random(vae_tensor_data(z), N * LATENT, 5, -2.0f, 2.0f);
+    ck_assert_int_eq(vae_tensor_create(&want, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_model_decode(m, z, want), VAE_OK);
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (decode_job){.z = z, .status = VAE_OK};
+        ck_assert_int_eq(vae_model_clone(&jobs[t].clone, m), VAE_OK);
+        ck_assert_int_eq(vae_tensor_create(&jobs[t].out, 2, xd), VAE_OK);
+    }
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, decode_many, &jobs[t]), 0);
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(jobs[t].status, VAE_OK);
+        ck_assert_mem_eq(vae_tensor_data(jobs[t].out), vae_tensor_data(want),
+                         sizeof(float) * N * IN);
+    }
+    /* a clone reads; changing or training is the parent's */
+    ck_assert_int_eq(vae_model_param_get(jobs[0].clone, "enc.w", w, IN * HIDDEN), VAE_OK);
+    ck_assert_int_eq(vae_model_param_set(jobs[0].clone, "enc.w", w, IN * HIDDEN), VAE_ERR_STATE);
+    ck_assert_int_eq(vae_model_set_beta(jobs[0].clone, 0.5), VAE_ERR_STATE);
+    ck_assert_int_eq(vae_model_freeze(jobs[0].clone, "enc", 1, NULL), VAE_ERR_STATE);
+    ck_assert_int_eq(vae_optimizer_create(&opt, jobs[0].clone, VAE_OPTIMIZER_SGD), VAE_OK);
+    ck_assert_int_eq(vae_model_train_step(jobs[0].clone, opt, x, NULL, NULL), VAE_ERR_STATE);
+    vae_optimizer_free(opt);
+    for (int t = 0; t < T; t++) {
+        vae_model_free(jobs[t].clone);
+        vae_tensor_free(jobs[t].out);
+    }
+    vae_tensor_free(z);
+    vae_tensor_free(want);
+    vae_tensor_free(x);
+    vae_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -539,6 +604,7 @@ int main(void)
     tcase_add_test(tc, test_dataset_views);
     tcase_add_test(tc, test_encode_latent);
     tcase_add_test(tc, test_linear_gaussian);
+    tcase_add_test(tc, test_clones_decode_concurrently);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
