@@ -879,8 +879,8 @@ VAE_API const char *vae_model_file_writer(const vae_model *m);
    under it ("encoder" covers "encoder.0.w" and "encoder.mean.b", not
    "encoder2.w"; a prefix ending in '.' covers every name it begins).
    Training then leaves a frozen parameter and its optimizer moments
-   untouched and its gradient out of the clipping norm (the backward pass
-   still computes it).  Kept in model files (section FRZN).  *count (if not
+   untouched; the backward pass computes no gradient for it (skipping its
+   weight-gradient products), so it is out of the clipping norm too.  Kept in model files (section FRZN).  *count (if not
    NULL) gets the number of parameters matched.  Returns VAE_OK;
    VAE_ERR_ARGUMENT if m is NULL, prefix NULL or empty, or no parameter
    matches; VAE_ERR_NO_MEMORY.  (Since 0.3.) */

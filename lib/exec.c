@@ -226,8 +226,8 @@ static vae_status plan_grads(vae_model *m, worker *w, const unsigned char *in_tr
         const node *n = &g->nodes[id];
         if (!in_train[id] || !n->needs_grad)
             continue;
-        if (n->op == OP_PARAM)
-            w->c.grad[id] = w->c.param_grad + n->param_offset;
+        if (n->op == OP_PARAM) /* none for a frozen one: the backward skips it */
+            w->c.grad[id] = m->frozen && m->frozen[id] ? NULL : w->c.param_grad + n->param_offset;
         else {
             w->c.grad[id] = w->grads + at;
             at += arena_floats(n, m->slice_rows);

@@ -341,7 +341,16 @@ vae_status vae__model_set_frozen(vae_model *m, unsigned char *marks)
     m->live = live;
     m->n_live = n_live;
     m->frozen = marks;
-    /* a frozen weight's gradient piles up unread; unfrozen it starts clean */
+    /* a frozen parameter gets no gradient at all, so the backward pass
+       skips its products; the others keep theirs (zero between steps) */
+    for (int t = 0; m->planned && t < m->threads; t++) {
+        exec_ctx *c = &m->workers[t].c;
+        if (!c->param_grad)
+            continue;
+        for (int id = 0; id < m->g->n_nodes; id++)
+            if (m->g->nodes[id].op == OP_PARAM && (c->grad[id] || marks[id]))
+                c->grad[id] = marks[id] ? NULL : c->param_grad + m->g->nodes[id].param_offset;
+    }
     if (m->planned)
         vae__clear_gradients(m);
     return VAE_OK;

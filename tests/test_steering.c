@@ -88,6 +88,11 @@ START_TEST(test_freeze_encoder)
     }
     after = param(m, "p.logits.w", &nd);
     ck_assert(memcmp(after, dec_before, sizeof(float) * (size_t)nd) != 0); /* the decoder trained */
+    /* no gradient was made for the frozen layer */
+    ck_assert_ptr_null(m->workers[0].c.grad[vae_graph_find(m->g, "enc.w")]);
+    ck_assert_ptr_nonnull(m->workers[0].c.grad[vae_graph_find(m->g, "p.logits.w")]);
+    for (int64_t i = 0; i < n[0]; i++)
+        ck_assert(m->workers[0].c.param_grad[offset_of(m, "enc.w") + i] == 0.0f);
     free(after);
     /* unfrozen, the encoder trains again */
     ck_assert_int_eq(vae_model_freeze(m, "enc", 0, NULL), VAE_OK);
