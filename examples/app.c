@@ -184,10 +184,10 @@ static vae_status build_graph(const app_run *r, vae_graph *g)
     VAE_CHECK(add_flow(g, o, z0, h, &z, &log_det));
     VAE_CHECK(r->app->net->decoder(g, z, x, o, &logits));
     if (o->flow_steps == 0)
-        return vae_elbo_build(g, x, mu, logvar, z, logits, lik, r->app->objective, r->app->beta,
-                              &objective);
+        return vae_elbo_build(g, x, mu, logvar, z, logits, lik, r->app->objective,
+                              (float)o->beta, &objective);
     return vae_elbo_build_flow(g, x, mu, logvar, z0, z, log_det, logits, lik, r->app->objective,
-                               r->app->beta, &objective);
+                               (float)o->beta, &objective);
 }
 
 static int build_model(app_run *r)
@@ -205,6 +205,80 @@ static int build_model(app_run *r)
     }
     CALL(r, "optimizer", vae_optimizer_create(&r->optimizer, r->model, o->optimizer));
     CALL(r, "optimizer", vae_optimizer_set(r->optimizer, VAE_OPT_LEARNING_RATE, o->lr));
+    return 0;
+}
+
+/* ---- training settings: the schedules and frozen parameters ---- */
+
+static int batches_per_epoch(const app_run *r)
+{
+    return (int)((vae_dataset_count(r->train) + r->opt.batch - 1) / r->opt.batch);
+}
+
+/* The KL weight of epoch e (from 1): --beta, with --kl-warmup N rising
+   linearly as beta * min(1, (e - 1) / N), so epoch 1 trains with 0 and
+   epoch N + 1 on with the full weight.  It depends on the epoch number
+   alone, so a resumed run goes on with the same weights. */
+static double epoch_beta(const app_run *r, int epoch)
+{
+    const ex_options *o = &r->opt;
+    if (o->kl_warmup <= 0 || epoch - 1 >= o->kl_warmup)
+        return o->beta;
+    return o->beta * (double)(epoch - 1) / (double)o->kl_warmup;
+}
+
+/* A model whose graph has no KL weight to change (built before 0.3). */
+static int fixed_beta(const app_run *r) { return !isfinite(vae_model_beta(r->model)); }
+
+/* Flags naming a schedule's parameter need a schedule that reads it. */
+static int check_schedule(const app_run *r)
+{
+    const ex_options *o = &r->opt;
+    int sch = o->lr_schedule;
+    if (ex_flag_given(o, "lr-steps") && sch != VAE_LR_STEP && sch != VAE_LR_COSINE)
+        return app_usage_error(r, "--lr-steps needs --lr-schedule step or cosine");
+    if (ex_flag_given(o, "lr-gamma") && sch != VAE_LR_STEP && sch != VAE_LR_EXPONENTIAL)
+        return app_usage_error(r, "--lr-gamma needs --lr-schedule step or exp");
+    if (ex_flag_given(o, "lr-min") && sch != VAE_LR_COSINE)
+        return app_usage_error(r, "--lr-min needs --lr-schedule cosine");
+    if (sch == VAE_LR_COSINE && o->lr_min > o->lr)
+        return app_usage_error(r, "--lr-min %g is above the learning rate %g", o->lr_min, o->lr);
+    if (fixed_beta(r) && (ex_flag_given(o, "beta") || o->kl_warmup > 0))
+        return app_usage_error(r, "--%s: %s was built before 0.3 and has a fixed KL weight",
+                               ex_flag_given(o, "beta") ? "beta" : "kl-warmup", r->opt.resume);
+    return 0;
+}
+
+/* The schedules as optimizer options (a resumed run's optimizer has them
+   already: the same values, checked against FILE), weight decay, and the
+   parameters to freeze.  Cosine's --lr-steps 0 becomes the run's steps,
+   and step's 1000, so that the file keeps the number. */
+static int configure_training(app_run *r)
+{
+    ex_options *o = &r->opt;
+    int rc;
+    if ((rc = check_schedule(r)) != 0)
+        return rc;
+    if (o->lr_steps == 0 && o->lr_schedule == VAE_LR_COSINE) {
+        int64_t steps = (int64_t)o->epochs * batches_per_epoch(r);
+        o->lr_steps = steps < 1 ? 1 : steps > 1000000000 ? 1000000000 : (int)steps;
+    } else if (o->lr_steps == 0 && o->lr_schedule == VAE_LR_STEP)
+        o->lr_steps = 1000;
+    CALL(r, "--lr-schedule", vae_optimizer_set(r->optimizer, VAE_OPT_SCHEDULE, o->lr_schedule));
+    if (o->lr_steps > 0)
+        CALL(r, "--lr-steps", vae_optimizer_set(r->optimizer, VAE_OPT_SCHEDULE_STEPS, o->lr_steps));
+    CALL(r, "--lr-gamma", vae_optimizer_set(r->optimizer, VAE_OPT_SCHEDULE_GAMMA, o->lr_gamma));
+    CALL(r, "--lr-min", vae_optimizer_set(r->optimizer, VAE_OPT_MIN_RATE, o->lr_min));
+    CALL(r, "--lr-warmup", vae_optimizer_set(r->optimizer, VAE_OPT_WARMUP_STEPS, o->lr_warmup));
+    CALL(r, "--weight-decay",
+         vae_optimizer_set(r->optimizer, VAE_OPT_WEIGHT_DECAY, o->weight_decay));
+    for (int i = 0; i < o->n_freeze; i++) {
+        int count = 0;
+        if (vae_model_freeze(r->model, o->freeze[i], 1, &count) != VAE_OK)
+            return app_usage_error(r, "--freeze %s: no parameter is called %s or under it (the "
+                                   "model summary names them)", o->freeze[i], o->freeze[i]);
+        printf("--freeze %s: %d parameter%s frozen\n", o->freeze[i], count, count == 1 ? "" : "s");
+    }
     return 0;
 }
 
@@ -306,11 +380,16 @@ static int on_batch(void *user, int batch, int batches, float loss)
    and per-epoch pictures. */
 static int end_epoch(app_run *r, int epoch, double seconds, double train_loss)
 {
-    double test_loss, ips = (double)vae_dataset_count(r->train) / seconds;
+    double test_loss, recon = NAN, kl = NAN, ips = (double)vae_dataset_count(r->train) / seconds;
     char file[64];
-    CALL(r, "evaluating", vae_model_evaluate(r->model, r->test, &test_loss));
-    if (app_record_epoch(r, epoch, seconds, ips, test_loss))
+    vae_status s = vae_model_evaluate_terms(r->model, r->test, &test_loss, &recon, &kl, NULL);
+    if (s == VAE_ERR_UNSUPPORTED) /* a graph from before 0.3: no terms apart */
+        s = vae_model_evaluate(r->model, r->test, &test_loss);
+    CALL(r, "evaluating", s);
+    if (app_record_epoch(r, epoch, seconds, ips, test_loss, recon, kl))
         return 1;
+    if (!fixed_beta(r))
+        CALL(r, "history", vae_model_history_set(r->model, epoch, "beta", vae_model_beta(r->model)));
     printf("epoch %d/%d  %.2f s  %.0f images/s  train %.3f  test %.3f nats\n", epoch,
            r->opt.epochs, seconds, ips, train_loss, test_loss);
     fflush(stdout);
@@ -319,6 +398,7 @@ static int end_epoch(app_run *r, int epoch, double seconds, double train_loss)
     CALL(r, "saving", vae_model_save(r->model, r->optimizer, app_out_path(r, "last.vae")));
     if (test_loss < r->best_test) {
         r->best_test = test_loss;
+        r->best_epoch = epoch;
         CALL(r, "saving", vae_model_save(r->model, NULL, app_out_path(r, "best.vae")));
     }
     snprintf(file, sizeof file, "reconstructions_epoch%03d.png", epoch);
@@ -341,6 +421,8 @@ static int train_epoch(app_run *r, int epoch)
     progress_state p = {.batch_size = o->batch, .first = vae_model_epoch_position(r->model)};
     double obj, train_loss, seconds = seconds_before(r);
     vae_status s;
+    if (!fixed_beta(r))
+        CALL(r, "--beta", vae_model_set_beta(r->model, epoch_beta(r, epoch)));
     ex_progress_begin(&p.bar, epoch, o->epochs, batches);
     p.start = ex_now();
     s = vae_model_train_epoch(r->model, r->optimizer, r->train, o->batch, on_batch, &p, &obj,
@@ -354,16 +436,66 @@ static int train_epoch(app_run *r, int epoch)
     return end_epoch(r, epoch, seconds, train_loss);
 }
 
+/* --early-stop: best.vae's weights into the model, to draw them. */
+static int load_best(app_run *r)
+{
+    vae_model *best = NULL;
+    int64_t n = vae_model_param_count(r->model);
+    float *params = malloc((size_t)n * sizeof *params);
+    vae_status s = params ? vae_model_load(&best, app_out_path(r, "best.vae")) : VAE_ERR_NO_MEMORY;
+    if (s == VAE_OK)
+        s = vae_model_params_get(best, params, n);
+    if (s == VAE_OK)
+        s = vae_model_params_set(r->model, params, n);
+    vae_model_free(best);
+    free(params);
+    return s != VAE_OK ? app_fail(r, "--early-stop: best.vae", s) : 0;
+}
+
+/* --early-stop N: after `done` epochs, N of them without a better test
+   loss than the best epoch's. */
+static int early_stopped(const app_run *r, int done)
+{
+    return r->opt.early_stop > 0 && r->best_epoch > 0 && done - r->best_epoch >= r->opt.early_stop;
+}
+
+/* With --early-stop: where it stopped, and best.vae's weights to draw. */
+static int end_early_stop(app_run *r, int stopped)
+{
+    int done = vae_model_epoch(r->model);
+    if (r->opt.early_stop <= 0 || r->best_epoch == 0)
+        return 0;
+    if (stopped)
+        printf("early stop after epoch %d of %d: no better test loss in %d epoch%s; "
+               "best epoch %d (test %.3f nats)\n",
+               done, r->opt.epochs, r->opt.early_stop, r->opt.early_stop == 1 ? "" : "s",
+               r->best_epoch, r->best_test);
+    else
+        printf("--early-stop: all %d epochs trained; best epoch %d (test %.3f nats)\n", done,
+               r->best_epoch, r->best_test);
+    if (r->best_epoch == done)
+        return 0;
+    printf("drawing best.vae (epoch %d); last.vae keeps epoch %d\n", r->best_epoch, done);
+    fflush(stdout);
+    return load_best(r);
+}
+
 /* From where the model is up to --epochs, with metrics.csv written from
-   the start (a resumed run's history included). */
+   the start (a resumed run's history included), or until --early-stop. */
 static int train(app_run *r)
 {
+    int stopped = 0;
     app_find_best(r);
     if (app_save_settings(r, r->opt.resume == NULL) || app_write_metrics(r))
         return 1;
     catch_stop_signals();
     for (int epoch = vae_model_epoch(r->model) + 1; epoch <= r->opt.epochs; epoch++) {
-        int rc = train_epoch(r, epoch);
+        int rc;
+        if (early_stopped(r, epoch - 1)) {
+            stopped = 1;
+            break;
+        }
+        rc = train_epoch(r, epoch);
         /* a signal during the evaluation or saving; after the last epoch
            it is the end of training that stops (see run_app) */
         if (rc == 0 && stop_signal && epoch < r->opt.epochs)
@@ -371,7 +503,7 @@ static int train(app_run *r)
         if (rc != 0)
             return rc;
     }
-    return 0;
+    return stop_signal ? 0 : end_early_stop(r, stopped);
 }
 
 /* ---- importance-weighted evaluation ---- */
@@ -442,7 +574,10 @@ static int decode_point(app_run *r)
    rather than flags quietly ignored. */
 static int check_flags(const app_run *r)
 {
-    static const char *const training[] = {"epochs", "batch", "lr", "optimizer"};
+    static const char *const training[] = {
+        "epochs",   "batch",    "lr",        "optimizer",    "beta",   "kl-warmup", "lr-schedule",
+        "lr-steps", "lr-gamma", "lr-min",    "lr-warmup",    "weight-decay", "freeze",
+        "early-stop"};
     static const char *const with_data[] = {"data", "limit", "eval-iw", "eval-limit"};
     const ex_options *o = &r->opt;
     int max_hidden = r->app->net->max_hidden;
@@ -521,7 +656,7 @@ static int run_app(app_run *r)
     if (!r->opt.quiet && print_summary(r))
         return 1;
     fflush(stdout); /* before the progress lines on stderr, when both go to one file */
-    if (!r->opt.load && (rc = train(r)) != 0)
+    if (!r->opt.load && ((rc = configure_training(r)) != 0 || (rc = train(r)) != 0))
         return rc;
     rc = app_draw_all(r);
     if (r->opt.eval_iw > 0 && !stop_signal)
@@ -541,6 +676,12 @@ int app_main(int argc, char **argv, const app *a)
     int rc;
     ex_reexec_for_blas(argc, argv, vae_blas_env_hint());
     r.opt.description = a->description;
+    {
+        /* the program's KL weight, as the decimal it is written as */
+        char text[32];
+        snprintf(text, sizeof text, "%g", (double)a->beta);
+        r.opt.beta = strtod(text, NULL);
+    }
     rc = ex_parse_args(argc, argv, &r.opt);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -17,6 +17,7 @@ struct app_run {
     int64_t pixels;
     char path[4096];
     double best_test; /* the test loss of the best.vae in --out */
+    int best_epoch;   /* its epoch; 0: none yet */
 };
 
 /* Prints the library's error for a failed call and returns 1. */
@@ -44,7 +45,8 @@ int app_save_settings(app_run *r, int built);
 int app_open_model(app_run *r);
 int app_write_metrics(app_run *r);
 double app_bits_per_dim(const app_run *r, double nats);
-int app_record_epoch(app_run *r, int epoch, double seconds, double ips, double test_loss);
+int app_record_epoch(app_run *r, int epoch, double seconds, double ips, double test_loss,
+                     double test_recon, double test_kl);
 void app_find_best(app_run *r);
 
 /* app_draw.c: the pictures of the reference runs */

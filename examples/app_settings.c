@@ -20,7 +20,12 @@
 static const char *const net_flags[] = {"hidden",     "latent",     "loss", "seed",
                                         "flow-steps", "iaf-hidden", "size"};
 /* What a resumed run goes on with unless told otherwise. */
-static const char *const run_flags[] = {"optimizer", "epochs", "batch"};
+static const char *const run_flags[] = {"optimizer", "epochs", "batch", "early-stop"};
+/* The schedules of training (the KL weight's, the learning rate's): a
+   resumed run takes them from the file and may only repeat them. */
+static const char *const schedule_flags[] = {"beta",     "kl-warmup", "lr-schedule",
+                                             "lr-steps", "lr-gamma",  "lr-min",
+                                             "lr-warmup", "weight-decay"};
 
 /* --size is a setting only of the programs that take it. */
 static int has_flag(const app_run *r, const char *flag)
@@ -52,6 +57,9 @@ int app_save_settings(app_run *r, int built)
             return 1;
     for (size_t i = 0; i < COUNT(run_flags); i++)
         if (save_setting(r, run_flags[i]))
+            return 1;
+    for (size_t i = 0; i < COUNT(schedule_flags); i++)
+        if (save_setting(r, schedule_flags[i]))
             return 1;
     return 0;
 }
@@ -129,6 +137,12 @@ static int resume_settings(app_run *r, const char *file)
     if (batch > 0 && ex_flag_given(&r->opt, "batch") && r->opt.batch != batch)
         return app_usage_error(r, "--batch %d, but %s stopped inside epoch %d, which must finish "
                            "with batches of %d", r->opt.batch, file, done + 1, batch);
+    for (size_t i = 0; i < COUNT(schedule_flags); i++)
+        if ((rc = match(r, file, schedule_flags[i], saved_setting(r, schedule_flags[i]))) != 0)
+            return rc;
+    if (!ex_flag_given(&r->opt, "early-stop") &&
+        (rc = match(r, file, "early-stop", saved_setting(r, "early-stop"))) != 0)
+        return rc;
     if (batch > 0) /* the position counts batches of this size */
         r->opt.batch = batch;
     else if (!ex_flag_given(&r->opt, "batch") &&
@@ -170,8 +184,9 @@ int app_open_model(app_run *r)
 static const struct {
     const char *column;
     int decimals;
-} metric_columns[] = {{"seconds", 3},   {"images_per_sec", 0},   {"train_nelbo", 4},
-                      {"test_loss", 4}, {"test_bits_per_dim", 5}};
+} metric_columns[] = {{"seconds", 3},     {"images_per_sec", 0},   {"train_nelbo", 4},
+                      {"test_loss", 4},   {"test_bits_per_dim", 5}, {"train_recon", 4},
+                      {"train_kl", 4},    {"test_recon", 4},        {"test_kl", 4}};
 
 /* The whole history, so that a run resumed into another --out has it
    all.  Epochs with no value (saved by a version without a history) are
@@ -183,9 +198,10 @@ int app_write_metrics(app_run *r)
         perror(r->path);
         return 1;
     }
-    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim\n");
+    fprintf(f, "epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim,"
+               "train_recon,train_kl,test_recon,test_kl\n");
     for (int e = 1; e <= vae_model_history_epochs(r->model); e++) {
-        char row[256];
+        char row[512];
         size_t len = (size_t)snprintf(row, sizeof row, "%d", e);
         int any = 0;
         for (size_t i = 0; i < COUNT(metric_columns); i++) {
@@ -209,13 +225,19 @@ double app_bits_per_dim(const app_run *r, double nats)
     return nats / ((double)r->pixels * log(2.0));
 }
 
-int app_record_epoch(app_run *r, int epoch, double seconds, double ips, double test_loss)
+int app_record_epoch(app_run *r, int epoch, double seconds, double ips, double test_loss,
+                     double test_recon, double test_kl)
 {
     CALL(r, "history", vae_model_history_set(r->model, epoch, "seconds", seconds));
     CALL(r, "history", vae_model_history_set(r->model, epoch, "images_per_sec", ips));
     CALL(r, "history", vae_model_history_set(r->model, epoch, "test_loss", test_loss));
     CALL(r, "history", vae_model_history_set(r->model, epoch, "test_bits_per_dim",
                                              app_bits_per_dim(r, test_loss)));
+    /* NaN: a graph from before 0.3 keeps no terms apart */
+    if (isfinite(test_recon) && isfinite(test_kl)) {
+        CALL(r, "history", vae_model_history_set(r->model, epoch, "test_recon", test_recon));
+        CALL(r, "history", vae_model_history_set(r->model, epoch, "test_kl", test_kl));
+    }
     CALL(r, "model metadata", vae_model_set_metadata(r->model, "app.epoch_seconds", NULL));
     return 0;
 }
@@ -226,6 +248,7 @@ int app_record_epoch(app_run *r, int epoch, double seconds, double ips, double t
 void app_find_best(app_run *r)
 {
     r->best_test = INFINITY;
+    r->best_epoch = 0;
     if (access(app_out_path(r, "best.vae"), F_OK) != 0) {
         if (vae_model_epoch(r->model) > 0)
             app_note(r, "%s has no best.vae: it will hold the best of the epochs trained from here",
@@ -234,8 +257,10 @@ void app_find_best(app_run *r)
     }
     for (int e = 1; e <= vae_model_history_epochs(r->model); e++) {
         double loss = vae_model_history_get(r->model, e, "test_loss");
-        if (loss < r->best_test) /* false for NaN */
+        if (loss < r->best_test) { /* false for NaN */
             r->best_test = loss;
+            r->best_epoch = e;
+        }
     }
 }
 

@@ -18,7 +18,9 @@ tally() {
   echo "$passed passed, $1 failed$s"
 }
 fail() { echo "FAIL: $*"; tally 1; exit 1; }
-# "epoch=E position=P batch=B lr=X count=N params=HASH" of model files
+# "epoch=E position=P batch=B lr=X rate=R steps=S count=N params=HASH" of
+# model files (and with --history COLUMN / --param NAME before the files,
+# " history:COLUMN=V1,V2,..." / " param:NAME=HASH")
 # Under the sanitizers the library needs the ASan runtime loaded first.
 info() {
   LD_PRELOAD=${VAE_ASAN_PRELOAD:-} ASAN_OPTIONS=${VAE_ASAN_PRELOAD:+detect_leaks=0} \
@@ -49,9 +51,18 @@ for f in metrics.csv loss.png reconstructions.png samples.png latent.csv latent_
   [ -s "$work/a/$f" ] || fail "missing output $f"
 done
 ok "all outputs written"
-head -1 "$work/a/metrics.csv" | grep -qx 'epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim' ||
+head -1 "$work/a/metrics.csv" |
+  grep -qx 'epoch,seconds,images_per_sec,train_loss,test_loss,test_bits_per_dim,train_recon,train_kl,test_recon,test_kl' ||
   fail "metrics header"
 [ "$(wc -l < "$work/a/metrics.csv")" = 3 ] || fail "metrics rows"
+# the terms add up to the losses (to the 4 decimals written)
+"$python" - "$work/a/metrics.csv" <<'PY' || fail "metrics.csv: recon + KL is not the loss"
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    for split in ("train", "test"):
+        recon, kl, loss = (float(r[split + k]) for k in ("_recon", "_kl", "_loss"))
+        assert kl >= 0 and abs(recon + kl - loss) < 1e-3, (split, r)
+PY
 [ "$(wc -l < "$work/a/latent.csv")" = 201 ] || fail "latent.csv rows"
 ok "metrics.csv and latent.csv shapes"
 grep -q 'kernels\|BLIS' "$work/a.log" || fail "BLAS kernels not reported at start"
@@ -87,12 +98,13 @@ ok "resume into another --out: the whole history in metrics.csv, settings from t
 # epoch, and --resume ends with the same weights as a run never stopped.
 # Batches of 1 make epochs long next to the evaluation between them.
 sig=(--data "$work/data" --batch 1 --hidden 64,32 --threads 1 --seed 5)
+extra=() # more flags for the interrupted run and its reference
 # interrupt SIGNAL STATUS DIR
 interrupt() {
   local name=$1 status=$2 dir=$3 pid rc attempt
   for attempt in 1 2 3; do
     rm -rf "$dir"
-    "$prog" "${sig[@]}" --epochs 100 --out "$dir" > "$dir.log" 2> "$dir.err" & pid=$!
+    "$prog" "${sig[@]}" ${extra[@]+"${extra[@]}"} --epochs 100 --out "$dir" > "$dir.log" 2> "$dir.err" & pid=$!
     until grep -qs '^epoch 1/100  batch [0-9]*/600' "$dir.err"; do
       kill -0 $pid 2> /dev/null || { cat "$dir.log" "$dir.err"; fail "$name: no batch reported"; }
       sleep 0.02
@@ -113,7 +125,8 @@ resumed() {
   epochs=$((done + 1 > 2 ? done + 1 : 2))
   "$prog" --data "$work/data" --threads 1 --epochs $epochs --resume "$dir/last.vae" --out "$dir-r" \
     > "$dir-r.log" 2>&1 || { cat "$dir-r.log"; fail "$dir: resumed run"; }
-  "$prog" "${sig[@]}" --epochs $epochs --out "$dir-ref" > /dev/null 2>&1 || fail "$dir: reference run"
+  "$prog" "${sig[@]}" ${extra[@]+"${extra[@]}"} --epochs $epochs --out "$dir-ref" > /dev/null 2>&1 ||
+    fail "$dir: reference run"
   same_params "$dir-ref/last.vae" "$dir-r/last.vae" || fail "$dir: resumed run differs from the one never stopped"
   same_metrics "$dir-ref/metrics.csv" "$dir-r/metrics.csv" || fail "$dir: resumed metrics.csv"
 }
@@ -128,11 +141,106 @@ ok "SIGINT: exit 130, last.vae inside the epoch, exact resume; another --batch t
 interrupt TERM 143 "$work/term"
 resumed "$work/term"
 ok "SIGTERM: exit 143, last.vae inside the epoch, exact resume"
+# Every schedule continues from the file: KL warm-up (by epoch number), a
+# cosine learning rate with warm-up (by optimizer step), weight decay.
+extra=(--kl-warmup 2 --beta 0.5 --lr-schedule cosine --lr-steps 1000 --lr-min 1e-4 --lr-warmup 5
+       --weight-decay 0.01)
+interrupt INT 130 "$work/wint"
+resumed "$work/wint"
+info --history beta "$work/wint-r/last.vae" | grep -q " history:beta=0.0,0.25$" ||
+  { info --history beta "$work/wint-r/last.vae"; fail "warm-up resumed: beta per epoch"; }
+extra=()
+ok "SIGINT in a KL warm-up with a cosine schedule: exact resume, the flags from the file"
+
+# --beta and --kl-warmup: beta per epoch is --beta * min(1, (e - 1) / N),
+# and each epoch trained with it: its objective is recon + beta * KL (so
+# epoch 1 trained on the reconstruction alone).
+"$prog" "${common[@]}" --epochs 3 --beta 0.5 --kl-warmup 2 --quiet --out "$work/kw" > "$work/kw.log" 2>&1 ||
+  { cat "$work/kw.log"; fail "--kl-warmup run"; }
+info --history beta --history train_objective --history train_recon --history train_kl \
+  "$work/kw/last.vae" | "$python" -c '
+import sys
+line = sys.stdin.read().split()
+h = {k.split("=")[0][8:]: [float(v) for v in k.split("=")[1].split(",")]
+     for k in line if k.startswith("history:")}
+assert h["beta"] == [0.0, 0.25, 0.5], h
+for b, obj, rec, kl in zip(h["beta"], h["train_objective"], h["train_recon"], h["train_kl"]):
+    assert abs(obj - (rec + b * kl)) < 1e-5 * obj, (b, obj, rec, kl)
+assert h["train_kl"][0] < h["train_kl"][-1], h  # the KL term rises from near 0
+' || fail "--kl-warmup: beta per epoch and the objectives"
+ok "--beta and --kl-warmup: beta per epoch in the history, the objectives trained"
+
+# Learning-rate schedules: the saved optimizer's rate after 2 epochs of 12
+# batches is the formula's (cosine over the run's steps by default).
+# sched NAME EXPECTED FLAGS...
+sched() {
+  local name=$1 expected=$2; shift 2
+  "$prog" "${common[@]}" --quiet "$@" --out "$work/$name" > "$work/$name.log" 2>&1 ||
+    { cat "$work/$name.log"; fail "$name run"; }
+  info "$work/$name/last.vae" | "$python" -c '
+import math, sys
+line = dict(kv.split("=", 1) for kv in sys.stdin.read().split())
+assert line["steps"] == "24", line
+assert abs(float(line["rate"]) - float(sys.argv[1])) <= 1e-12, (line["rate"], sys.argv[1])
+' "$expected" || fail "$name: the rate after the run is not $expected"
+}
+sched cos0 1e-4 --lr-schedule cosine --lr-min 1e-4 --lr-warmup 3
+sched cos30 "$("$python" -c 'import math; print(repr(1e-4 + (1e-3 - 1e-4) * (1 + math.cos(math.pi * 24 / 30)) / 2))')" \
+  --lr-schedule cosine --lr-steps 30 --lr-min 1e-4
+sched step10 2.5e-4 --lr-schedule step --lr-steps 10 --lr-gamma 0.5 --weight-decay 0.01
+sched exp "$("$python" -c 'print(repr(1e-3 * 0.9 ** 24))')" --lr-schedule exp --lr-gamma 0.9
+info "$work/cos0/last.vae" | grep -q "lr=0.001 " || fail "cosine: the base rate is kept"
+! same_params "$work/a/last.vae" "$work/step10/last.vae" || fail "--lr-schedule/--weight-decay changed nothing"
+set +e
+"$prog" "${common[@]}" --lr-gamma 0.5 --out "$work/x" > /dev/null 2> "$work/x.err"
+[ $? = 2 ] && grep -q -- "--lr-gamma needs --lr-schedule step or exp" "$work/x.err" ||
+  { cat "$work/x.err"; fail "--lr-gamma without a schedule that reads it"; }
+set -e
+ok "--lr-schedule step, exp, cosine, --lr-warmup, --weight-decay: the rate is the formula's"
+
+# --freeze with --resume fine-tunes the rest: the frozen parameters keep
+# their bytes, the others change.
+"$prog" --data "$work/data" --threads 2 --epochs 3 --resume "$work/a/last.vae" --freeze encoder \
+  --freeze latent --quiet --out "$work/fz" > "$work/fz.log" 2>&1 || { cat "$work/fz.log"; fail "--freeze run"; }
+grep -q -- "--freeze encoder: 4 parameters frozen" "$work/fz.log" || { cat "$work/fz.log"; fail "--freeze: no count"; }
+p=(--param encoder.0.w --param encoder.1.b --param decoder.0.w)
+before=$(info "${p[@]}" "$work/a/last.vae") after=$(info "${p[@]}" "$work/fz/last.vae")
+for name in encoder.0.w encoder.1.b; do
+  [ "$(echo "$before" | grep -o "param:$name=[0-9a-f]*")" = "$(echo "$after" | grep -o "param:$name=[0-9a-f]*")" ] ||
+    fail "--freeze: $name changed"
+done
+[ "$(echo "$before" | grep -o "param:decoder.0.w=[0-9a-f]*")" != "$(echo "$after" | grep -o "param:decoder.0.w=[0-9a-f]*")" ] ||
+  fail "--freeze: the decoder did not train"
+set +e
+"$prog" --data "$work/data" --epochs 3 --resume "$work/a/last.vae" --freeze nothing --out "$work/x" \
+  > /dev/null 2> "$work/x.err"
+[ $? = 2 ] && grep -q -- "--freeze nothing: no parameter" "$work/x.err" || { cat "$work/x.err"; fail "--freeze nothing"; }
+"$prog" --load "$work/a/last.vae" --data "$work/data" --freeze encoder --out "$work/x" > /dev/null 2> "$work/x.err"
+[ $? = 2 ] && grep -q -- "--freeze: --load FILE trains nothing" "$work/x.err" || { cat "$work/x.err"; fail "--load --freeze"; }
+set -e
+ok "--freeze with --resume: frozen parameters unchanged, the rest trained; errors"
+
+# --early-stop N: stops N epochs after the best, says so, draws best.vae.
+"$prog" --data "$work/data" --hidden 64,32 --threads 2 --seed 5 --quiet --limit 50 --batch 50 --lr 0.01 \
+  --epochs 400 --early-stop 3 --out "$work/es" > "$work/es.log" 2>&1 || { cat "$work/es.log"; fail "--early-stop run"; }
+stop=$(sed -n 's/^early stop after epoch \([0-9]*\) of 400: no better test loss in 3 epochs; best epoch \([0-9]*\) .*/\1 \2/p' "$work/es.log")
+[ -n "$stop" ] || { tail "$work/es.log"; fail "--early-stop: no word of stopping"; }
+grep -q "^drawing best.vae (epoch ${stop#* })" "$work/es.log" || fail "--early-stop: best.vae not drawn"
+"$python" - "$work/es/metrics.csv" $stop <<'PY' || fail "--early-stop: metrics.csv"
+import csv, sys
+rows, stop, best = list(csv.DictReader(open(sys.argv[1]))), int(sys.argv[2]), int(sys.argv[3])
+assert len(rows) == stop and stop - best == 3, (len(rows), stop, best)
+losses = [float(r["test_loss"]) for r in rows]
+assert losses.index(min(losses)) + 1 == best, (losses, best)
+PY
+[ -s "$work/es/samples.png" ] || fail "--early-stop: no pictures"
+ok "--early-stop: stops 3 epochs after the best ($stop), says so"
 
 # --resume holds the network's flags against the file's: another value is
 # an error naming both, the same value is accepted, --lr applies.
 set +e
-for pair in "--hidden 128|64,32" "--latent 3|2" "--loss mse|bce" "--seed 6|5" "--optimizer sgd|adam"; do
+for pair in "--hidden 128|64,32" "--latent 3|2" "--loss mse|bce" "--seed 6|5" "--optimizer sgd|adam" \
+  "--beta 0.5|1" "--kl-warmup 3|0" "--lr-schedule cosine|constant" "--weight-decay 0.1|0" "--lr-warmup 9|0"; do
   flag=${pair%% *} given=${pair#* }; given=${given%|*} saved=${pair#*|}
   "$prog" --data "$work/data" --resume "$work/b1/last.vae" --epochs 2 --out "$work/x" $flag $given \
     > /dev/null 2> "$work/x.err"
@@ -267,8 +375,8 @@ for dir in a fl r3 conv f; do
   # last.vae: the optimizer with its kind's settings alone, the epochs, the history
   inspected "$work/$dir/last.vae" "^Training state: yes$" "^  epochs done: [12]; none under way; optimizer steps: [1-9]" \
     "^Built with: --hidden [0-9,]* --latent [0-9]* --loss bce --seed " "^History ([12] epochs\{0,1\}):$" \
-    "^  epoch  train_objective  *train_nelbo  *train_recon  *train_kl  *seconds  *images_per_sec  *test_loss  *test_bits_per_dim$" \
-    "^      1  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*$"
+    "^  epoch  train_objective  *train_nelbo  *train_recon  *train_kl  *seconds  *images_per_sec  *test_loss  *test_bits_per_dim  *test_recon  *test_kl  *beta$" \
+    "^      1  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*  *[0-9.e+-]*$"
   inspected "$work/$dir/best.vae" "^Training state: none"
 done
 inspected "$work/a/last.vae" "^  optimizer: Adam, learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-08, clip norm off$"
@@ -332,6 +440,9 @@ grep -q nowhere "$work/d.err" || fail "missing data message names the path"
 "$prog" --help > "$work/help" 2>&1; [ $? = 0 ] || fail "--help"
 grep -q -- "--resume FILE or --load FILE" "$work/help" || fail "--help says nothing of --resume and --load"
 grep -q -- "--quiet" "$work/help" || fail "--help says nothing of --quiet"
+for flag in beta kl-warmup lr-schedule lr-steps lr-gamma lr-min lr-warmup weight-decay freeze early-stop; do
+  grep -q -- "^  --$flag " "$work/help" || fail "--help says nothing of --$flag"
+done
 "$prog" --load "$work/nonexistent.vae" --data "$work/data" > /dev/null 2> "$work/e.err"; [ $? = 1 ] || fail "--load of a missing file must exit 1"
 [ "$(grep -o "$work/nonexistent.vae" "$work/e.err" | wc -l)" = 1 ] || { cat "$work/e.err"; fail "--load names the missing file once"; }
 "$prog" --data "$work/data" --decode 0,1 --out "$work/x" > /dev/null 2>&1; [ $? = 2 ] || fail "--decode without --load"

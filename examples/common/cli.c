@@ -24,10 +24,15 @@ void ex_options_init(ex_options *opt)
     opt->lr = 1e-3;
     opt->seed = 42;
     opt->iaf_hidden = 500;
+    opt->beta = 1.0;
+    opt->lr_schedule = VAE_LR_CONSTANT;
+    opt->lr_gamma = 0.1;
 }
 
 static const char *const loss_names[] = {"bce", "mse"};
 static const char *const optimizer_names[] = {"sgd", "rmsprop", "adam"};
+/* in the order of vae_lr_schedule */
+static const char *const schedule_names[] = {"constant", "step", "exp", "cosine"};
 
 /* ---- Values ---- */
 
@@ -124,6 +129,30 @@ static int hidden_item(const char *flag, const char *text, int index, void *dst)
     return parse_int_flag(flag, text, 1, (int *)dst + index);
 }
 
+static int freeze_item(const char *flag, const char *text, int index, void *dst)
+{
+    (void)flag;
+    snprintf(((char(*)[64])dst)[index], 64, "%s", text); /* parse_list keeps items < 64 */
+    return 0;
+}
+
+/* A number in [min, max] (min_open: above min). */
+static int parse_double_in(const char *flag, const char *s, double min, int min_open, double max,
+                           double *out)
+{
+    double v;
+    int rc = parse_double(flag, s, &v);
+    if (rc != 0)
+        return rc;
+    if (v < min || (min_open && v == min) || v > max) {
+        char why[96];
+        snprintf(why, sizeof why, "must be in %s%g, %g]", min_open ? "(" : "[", min, max);
+        return bad(flag, s, why);
+    }
+    *out = v;
+    return 0;
+}
+
 static int decode_item(const char *flag, const char *text, int index, void *dst)
 {
     double v;
@@ -207,6 +236,35 @@ static int set_option(ex_options *o, const char *flag, const char *v)
             rc = bad(flag, v, "must be greater than 0");
         if (rc == 0)
             o->lr = lr;
+    } else if (!strcmp(flag, "beta"))
+        rc = parse_double_in(flag, v, 0.0, 0, 1e6, &o->beta);
+    else if (!strcmp(flag, "kl-warmup"))
+        rc = parse_int_flag(flag, v, 0, &o->kl_warmup);
+    else if (!strcmp(flag, "lr-steps"))
+        rc = parse_int_flag(flag, v, 0, &o->lr_steps);
+    else if (!strcmp(flag, "lr-gamma"))
+        rc = parse_double_in(flag, v, 0.0, 1, 1.0, &o->lr_gamma);
+    else if (!strcmp(flag, "lr-min"))
+        rc = parse_double_in(flag, v, 0.0, 0, 1e30, &o->lr_min);
+    else if (!strcmp(flag, "lr-warmup"))
+        rc = parse_int_flag(flag, v, 0, &o->lr_warmup);
+    else if (!strcmp(flag, "weight-decay"))
+        rc = parse_double_in(flag, v, 0.0, 0, 1e6, &o->weight_decay);
+    else if (!strcmp(flag, "early-stop"))
+        rc = parse_int_flag(flag, v, 0, &o->early_stop);
+    else if (!strcmp(flag, "lr-schedule")) {
+        rc = parse_choice(flag, v, schedule_names, 4, &choice);
+        if (rc == 0)
+            o->lr_schedule = choice;
+    } else if (!strcmp(flag, "freeze")) {
+        /* repeatable: each one adds its prefixes */
+        int n = 0;
+        if (o->n_freeze == EX_MAX_FREEZE)
+            return bad(flag, v, "is one prefix too many");
+        rc = parse_list(flag, v, EX_MAX_FREEZE - o->n_freeze, &n, freeze_item,
+                        o->freeze + o->n_freeze);
+        if (rc == 0)
+            o->n_freeze += n;
     } else if (!strcmp(flag, "loss")) {
         rc = parse_choice(flag, v, loss_names, 2, &choice);
         if (rc == 0)
@@ -226,7 +284,9 @@ static const char *const flag_names[] = {"data",   "out",    "epochs", "batch", 
                                          "latent", "loss",   "optimizer", "lr", "seed",
                                          "threads", "limit", "resume", "load",  "decode",
                                          "size",   "flow-steps", "iaf-hidden", "eval-iw",
-                                         "eval-limit"};
+                                         "eval-limit", "beta", "kl-warmup", "lr-schedule",
+                                         "lr-steps", "lr-gamma", "lr-min", "lr-warmup",
+                                         "weight-decay", "freeze", "early-stop"};
 _Static_assert(sizeof flag_names / sizeof flag_names[0] <= 32, "ex_options.given has 32 bits");
 
 /* The flag's index in flag_names, or -1 if no flag takes that name. */
@@ -338,6 +398,16 @@ static void join_floats(char *buf, size_t size, const float *v, int n)
     }
 }
 
+/* The shortest text that reads back as the same double. */
+static void double_text(char *buf, size_t size, double v)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 int ex_option_text(const ex_options *o, const char *flag, char *buf, size_t size)
 {
     if (!strcmp(flag, "hidden"))
@@ -350,13 +420,33 @@ int ex_option_text(const ex_options *o, const char *flag, char *buf, size_t size
         snprintf(buf, size, "%llu", (unsigned long long)o->seed);
     else if (!strcmp(flag, "lr"))
         snprintf(buf, size, "%.17g", o->lr); /* reads back as the same double */
-    else {
+    else if (!strcmp(flag, "beta"))
+        double_text(buf, size, o->beta);
+    else if (!strcmp(flag, "lr-gamma"))
+        double_text(buf, size, o->lr_gamma);
+    else if (!strcmp(flag, "lr-min"))
+        double_text(buf, size, o->lr_min);
+    else if (!strcmp(flag, "weight-decay"))
+        double_text(buf, size, o->weight_decay);
+    else if (!strcmp(flag, "lr-schedule"))
+        snprintf(buf, size, "%s", schedule_names[o->lr_schedule]);
+    else if (!strcmp(flag, "freeze")) {
+        buf[0] = '\0';
+        for (int i = 0; i < o->n_freeze; i++) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, size - len, i ? ",%s" : "%s", o->freeze[i]);
+        }
+    } else {
         const int *v = !strcmp(flag, "latent")       ? &o->latent
                        : !strcmp(flag, "flow-steps") ? &o->flow_steps
                        : !strcmp(flag, "iaf-hidden") ? &o->iaf_hidden
                        : !strcmp(flag, "size")       ? &o->size
                        : !strcmp(flag, "epochs")     ? &o->epochs
                        : !strcmp(flag, "batch")      ? &o->batch
+                       : !strcmp(flag, "kl-warmup")  ? &o->kl_warmup
+                       : !strcmp(flag, "lr-steps")   ? &o->lr_steps
+                       : !strcmp(flag, "lr-warmup")  ? &o->lr_warmup
+                       : !strcmp(flag, "early-stop") ? &o->early_stop
                                                      : NULL;
         if (!v)
             return -1;
@@ -386,6 +476,31 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
     fprintf(out, "  --optimizer sgd|rmsprop|adam  optimizer (%s)\n",
             optimizer_names[d->optimizer]);
     fprintf(out, "  --lr X                learning rate (%g)\n", d->lr);
+    fprintf(out, "  --lr-schedule constant|step|exp|cosine  how the rate changes with the\n"
+                 "                        optimizer step t: step lr*gamma^floor(t/steps), exp\n"
+                 "                        lr*gamma^t, cosine from lr to --lr-min over steps (%s)\n",
+            schedule_names[d->lr_schedule]);
+    fprintf(out, "  --lr-steps N          step: steps between decays (0 = 1000); cosine: steps\n"
+                 "                        to anneal over (0 = every step of the run: --epochs\n"
+                 "                        times the batches per epoch) (%d)\n", d->lr_steps);
+    fprintf(out, "  --lr-gamma X          step: factor per decay; exp: factor per step (%g)\n",
+            d->lr_gamma);
+    fprintf(out, "  --lr-min X            cosine: the rate it anneals to (%g)\n", d->lr_min);
+    fprintf(out, "  --lr-warmup N         the first N optimizer steps scale the rate by\n"
+                 "                        (t + 1) / N; 0 = none (%d)\n", d->lr_warmup);
+    fprintf(out, "  --weight-decay X      decoupled weight decay (AdamW style); 0 = none (%g)\n",
+            d->weight_decay);
+    fprintf(out, "  --beta X              the KL weight of the objective (%g)\n", d->beta);
+    fprintf(out, "  --kl-warmup N         KL warm-up: epoch e (from 1) trains with\n"
+                 "                        beta * min(1, (e - 1) / N), so epoch 1 with 0 and\n"
+                 "                        epoch N + 1 on with the full --beta; 0 = off (%d)\n",
+            d->kl_warmup);
+    fprintf(out, "  --freeze PREFIX[,...] leave the parameters called PREFIX or under it\n"
+                 "                        (\"encoder\" covers \"encoder.0.w\") untouched by\n"
+                 "                        training; repeatable; see the summary's names (none)\n");
+    fprintf(out, "  --early-stop N        stop when N epochs in a row bring no better test\n"
+                 "                        loss, then draw best.vae's weights; 0 = off (%d)\n",
+            d->early_stop);
     fprintf(out, "  --seed N              random seed (%llu)\n", (unsigned long long)d->seed);
     if (d->threads > 0)
         fprintf(out, "  --threads N           worker threads; 0 = every core (%d)\n", d->threads);
@@ -430,6 +545,17 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
             "--decode only --out and --threads apply.  --decode needs --load,\n"
             "--eval-limit needs --eval-iw, --iaf-hidden needs --flow-steps above 0.\n"
             "A --batch larger than the training set is cut to its size.\n"
+            "Training settings: --beta, --kl-warmup, --lr-schedule, --lr-steps,\n"
+            "--lr-gamma, --lr-min, --lr-warmup and --weight-decay are kept in the\n"
+            "model file; --resume takes them from FILE and another value is an error\n"
+            "naming both, so every schedule continues where it stopped (the warm-up\n"
+            "depends only on the epoch number, the rate on the optimizer's step).\n"
+            "--early-stop may change on --resume.  --freeze works on a new run and,\n"
+            "to fine-tune part of a trained model, with --resume FILE --epochs N (N\n"
+            "above FILE's epochs; the optimizer goes on); frozen parameters stay\n"
+            "frozen in the files saved.  --load trains nothing, so these flags are\n"
+            "errors with it.  --lr-steps needs --lr-schedule step or cosine,\n"
+            "--lr-gamma step or exp, --lr-min cosine.\n"
             "Ctrl-C (SIGINT) or SIGTERM stops training after the current batch, saves\n"
             "last.vae with its place in the epoch (continue with --resume) and exits\n"
             "with 130 or 143; a second signal quits at once.  Off a terminal, progress\n"

@@ -55,6 +55,7 @@ int ex_plot_scatter(const char *path, int n, const float *x, const float *y,
 
 #define EX_MAX_HIDDEN 8
 #define EX_MAX_DECODE 64
+#define EX_MAX_FREEZE 16
 
 typedef enum ex_loss {
     EX_LOSS_BCE = 0, /* binary cross-entropy: Bernoulli decoder */
@@ -89,6 +90,17 @@ typedef struct ex_options {
                                 test set with K samples at the end (0: off) */
     int eval_limit;          /* --eval-limit N: only the first N test images
                                 for --eval-iw (0: all) */
+    double beta;             /* --beta X: the KL weight (the program's default) */
+    int kl_warmup;           /* --kl-warmup N: beta rises over N epochs (0: off) */
+    int lr_schedule;         /* --lr-schedule: a vae_lr_schedule */
+    int lr_steps;            /* --lr-steps N (0: the schedule's default) */
+    double lr_gamma;         /* --lr-gamma X, in (0, 1] */
+    double lr_min;           /* --lr-min X: cosine's final rate */
+    int lr_warmup;           /* --lr-warmup N optimizer steps (0: none) */
+    double weight_decay;     /* --weight-decay X (0: none) */
+    char freeze[EX_MAX_FREEZE][64]; /* --freeze PREFIX[,PREFIX...], repeatable */
+    int n_freeze;
+    int early_stop;          /* --early-stop N: patience in epochs (0: off) */
     const char *resume;      /* --resume FILE, or NULL */
     const char *load;        /* --load FILE, or NULL */
     float decode[EX_MAX_DECODE]; /* --decode X,Y,... */
@@ -101,7 +113,9 @@ typedef struct ex_options {
 /* Generic defaults: data "data", out "out", 10 epochs, batch 100, hidden
    512, latent 2, bce, adam, lr 1e-3, seed 42, every core, no limit, no
    flow (IAF hidden 500), no importance-weighted evaluation, the model
-   summary printed (not --quiet). */
+   summary printed (not --quiet); beta 1 without KL warm-up, a constant
+   learning rate (gamma 0.1, minimum 0, no warm-up), no weight decay,
+   nothing frozen, no early stopping. */
 void ex_options_init(ex_options *opt);
 
 /* Parse argv over the defaults already in *opt ("--flag value" and
@@ -122,7 +136,8 @@ int ex_set_option(ex_options *opt, const char *flag, const char *value);
 /* The value of --flag in the syntax the flag takes, e.g. "512,256" for
    hidden or "adam" for optimizer, so that equal settings give equal text.
    For hidden, latent, loss, seed, optimizer, flow-steps, iaf-hidden, size,
-   epochs, batch and lr.  Returns 0, or -1 for another flag. */
+   epochs, batch, lr, beta, kl-warmup, lr-schedule, lr-steps, lr-gamma,
+   lr-min, lr-warmup, weight-decay, freeze and early-stop.  Returns 0, or -1 for another flag. */
 int ex_option_text(const ex_options *opt, const char *flag, char *buf, size_t size);
 
 /* Print the flags, each with its default from *defaults. */
