@@ -100,8 +100,9 @@ static int draw_scatter(app_run *r, const float *mu, int64_t n)
     return rc;
 }
 
-/* latent.csv (label and mean of every test image) and, for 2-D latents,
-   the scatter. */
+/* latent.csv (label and latent point of every test image: the mean, or
+   with a flow the point the decoder reads, flow(mean)) and, for 2-D
+   latents, the scatter. */
 static int write_latents(app_run *r)
 {
     int64_t n = vae_dataset_count(r->test), L = vae_model_latent_size(r->model);
@@ -110,7 +111,7 @@ static int write_latents(app_run *r)
     FILE *f = NULL;
     int rc = 1;
     if (vae_tensor_create(&x, 2, xd) != VAE_OK || vae_tensor_create(&mu, 2, md) != VAE_OK ||
-        vae_dataset_get(r->test, 0, x) != VAE_OK || vae_model_encode(r->model, x, mu, NULL) != VAE_OK) {
+        vae_dataset_get(r->test, 0, x) != VAE_OK || vae_model_encode_latent(r->model, x, mu) != VAE_OK) {
         app_fail(r, "encoding the test set", VAE_ERR_STATE);
         goto done;
     }

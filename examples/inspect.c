@@ -79,9 +79,11 @@ static void print_origin(const vae_model *m)
    with, kept as "app.<flag>" metadata; nothing for other files. */
 static void print_settings(const vae_model *m)
 {
-    static const char *const flags[] = {"hidden",     "latent", "loss",      "seed",
-                                        "flow-steps", "iaf-hidden", "size", "optimizer",
-                                        "epochs",     "batch"};
+    static const char *const flags[] = {
+        "hidden",   "latent",    "loss",       "seed",        "flow-steps", "iaf-hidden",
+        "size",     "optimizer", "epochs",     "batch",       "early-stop", "beta",
+        "kl-warmup", "lr-schedule", "lr-steps", "lr-gamma",   "lr-min",     "lr-warmup",
+        "weight-decay"};
     int any = 0;
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         char key[32];
