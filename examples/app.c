@@ -580,17 +580,20 @@ static int check_flags(const app_run *r)
         "early-stop"};
     static const char *const with_data[] = {"data", "limit", "eval-iw", "eval-limit"};
     const ex_options *o = &r->opt;
-    int max_hidden = r->app->net->max_hidden;
+    int max_hidden = r->app->net->max_hidden, fine_tune = o->load && o->n_freeze > 0;
+    if (fine_tune && (o->n_decode > 0 || !ex_flag_given(o, "epochs")))
+        return app_usage_error(r, "--load FILE --freeze PREFIX fine-tunes: give --epochs N (the "
+                               "epochs to train) and no --decode");
     if (o->resume && o->load)
         return app_usage_error(r, "--resume and --load: give one (--resume trains on, --load draws)");
     if (o->n_decode > 0 && !o->load)
         return app_usage_error(r, "--decode needs --load FILE");
     if (ex_flag_given(o, "eval-limit") && o->eval_iw == 0)
         return app_usage_error(r, "--eval-limit needs --eval-iw K");
-    for (size_t i = 0; o->load && i < COUNT(training); i++)
+    for (size_t i = 0; o->load && !fine_tune && i < COUNT(training); i++)
         if (ex_flag_given(o, training[i]))
-            return app_usage_error(r, "--%s: --load FILE trains nothing (--resume FILE trains on)",
-                               training[i]);
+            return app_usage_error(r, "--%s: --load FILE trains nothing (--resume FILE trains on; "
+                                   "--load FILE --freeze PREFIX --epochs N fine-tunes)", training[i]);
     for (size_t i = 0; o->load && o->n_decode > 0 && i < COUNT(with_data); i++)
         if (ex_flag_given(o, with_data[i]))
             return app_usage_error(r, "--%s: --load FILE --decode X,Y,... only writes decoded.png",
@@ -607,12 +610,26 @@ static int check_flags(const app_run *r)
 
 /* The model, built for the data or loaded, and the data (none to decode
    one point).  Returns 0, 1 or 2 (a usage error). */
+/* --load FILE --freeze PREFIX --epochs N: N epochs from FILE's weights, a
+   run of its own (a fresh optimizer, its own history) that leaves the
+   frozen parameters as FILE has them. */
+static int start_fine_tuning(app_run *r)
+{
+    CALL(r, "fine-tuning", vae_model_history_clear(r->model));
+    CALL(r, "optimizer", vae_optimizer_create(&r->optimizer, r->model, r->opt.optimizer));
+    CALL(r, "optimizer", vae_optimizer_set(r->optimizer, VAE_OPT_LEARNING_RATE, r->opt.lr));
+    r->opt.epochs += vae_model_epoch(r->model);
+    return app_save_settings(r, 0);
+}
+
 static int prepare(app_run *r)
 {
     int rc;
     if (!r->opt.resume && !r->opt.load)
         return load_data(r) || build_model(r);
     if ((rc = app_open_model(r)) != 0)
+        return rc;
+    if (r->opt.load && r->opt.n_freeze > 0 && (rc = start_fine_tuning(r)) != 0)
         return rc;
     return r->opt.n_decode > 0 ? 0 : load_data(r);
 }
@@ -656,7 +673,8 @@ static int run_app(app_run *r)
     if (!r->opt.quiet && print_summary(r))
         return 1;
     fflush(stdout); /* before the progress lines on stderr, when both go to one file */
-    if (!r->opt.load && ((rc = configure_training(r)) != 0 || (rc = train(r)) != 0))
+    if ((!r->opt.load || r->opt.n_freeze > 0) &&
+        ((rc = configure_training(r)) != 0 || (rc = train(r)) != 0))
         return rc;
     rc = app_draw_all(r);
     if (r->opt.eval_iw > 0 && !stop_signal)

@@ -172,6 +172,8 @@ int app_open_model(app_run *r)
         return rc;
     if (r->opt.resume)
         return resume_settings(r, file);
+    if (r->opt.n_freeze > 0) /* fine-tuning: a run with its own batch */
+        return 0;
     /* evaluating in batches of the size it trained with gives the same
        numbers as the training run */
     return match(r, file, "batch", saved_setting(r, "batch"));

@@ -914,6 +914,10 @@ VAE_API double vae_model_beta(const vae_model *m);
    column; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_history_set(vae_model *m, int epoch, const char *column,
                                          double value);
+/* Forgets every column and epoch (a fine-tuning run starts its own).
+   Returns VAE_OK; VAE_ERR_ARGUMENT if m is NULL; VAE_ERR_STATE for a
+   clone. */
+VAE_API vae_status vae_model_history_clear(vae_model *m);
 /* The value recorded, or NaN (also for a NULL argument, an unknown column
    or an epoch outside 1..vae_model_history_epochs). */
 VAE_API double vae_model_history_get(const vae_model *m, int epoch, const char *column);

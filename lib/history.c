@@ -126,6 +126,15 @@ VAE_API vae_status vae_model_history_set(vae_model *m, int epoch, const char *co
     return vae__history_set(&m->hist, epoch, column, value, "vae_model_history_set");
 }
 
+VAE_API vae_status vae_model_history_clear(vae_model *m)
+{
+    if (!m)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_history_clear: model is NULL");
+    VAE_TRY(vae__model_check_writable(m, "vae_model_history_clear"));
+    vae__history_free(&m->hist);
+    return VAE_OK;
+}
+
 VAE_API double vae_model_history_get(const vae_model *m, int epoch, const char *column)
 {
     int c;

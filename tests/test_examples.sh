@@ -216,9 +216,21 @@ set +e
   > /dev/null 2> "$work/x.err"
 [ $? = 2 ] && grep -q -- "--freeze nothing: no parameter" "$work/x.err" || { cat "$work/x.err"; fail "--freeze nothing"; }
 "$prog" --load "$work/a/last.vae" --data "$work/data" --freeze encoder --out "$work/x" > /dev/null 2> "$work/x.err"
-[ $? = 2 ] && grep -q -- "--freeze: --load FILE trains nothing" "$work/x.err" || { cat "$work/x.err"; fail "--load --freeze"; }
+[ $? = 2 ] && grep -q -- "fine-tunes: give --epochs N" "$work/x.err" || { cat "$work/x.err"; fail "--load --freeze without --epochs"; }
 set -e
-ok "--freeze with --resume: frozen parameters unchanged, the rest trained; errors"
+# --load FILE --freeze PREFIX --epochs N fine-tunes a trained model: a run
+# of its own from best.vae's weights, the frozen part as it was
+"$prog" --data "$work/data" --threads 2 --load "$work/a/best.vae" --freeze encoder --epochs 2 \
+  --batch 40 --lr 0.002 --quiet --out "$work/ft" > "$work/ft.log" 2>&1 || { cat "$work/ft.log"; fail "fine-tuning run"; }
+before=$(info "${p[@]}" "$work/a/best.vae") after=$(info "${p[@]}" "$work/ft/last.vae")
+for name in encoder.0.w encoder.1.b; do
+  [ "$(echo "$before" | grep -o "param:$name=[0-9a-f]*")" = "$(echo "$after" | grep -o "param:$name=[0-9a-f]*")" ] ||
+    fail "fine-tuning: $name changed"
+done
+[ "$(echo "$before" | grep -o "param:decoder.0.w=[0-9a-f]*")" != "$(echo "$after" | grep -o "param:decoder.0.w=[0-9a-f]*")" ] ||
+  fail "fine-tuning: the decoder did not train"
+[ "$(wc -l < "$work/ft/metrics.csv")" = 3 ] || { cat "$work/ft/metrics.csv"; fail "fine-tuning: its own 2 epochs"; }
+ok "--freeze with --resume and with --load --epochs (fine-tuning): frozen parameters unchanged, the rest trained; errors"
 
 # --early-stop N: stops N epochs after the best, says so, draws best.vae.
 "$prog" --data "$work/data" --hidden 64,32 --threads 2 --seed 5 --quiet --limit 50 --batch 50 --lr 0.01 \

@@ -406,6 +406,12 @@ START_TEST(test_history)
     ck_assert(isnan(vae_model_history_get(l, 3, "test_loss")));
     ck_assert(isnan(vae_model_history_get(l, 1, "nothing")));
     ck_assert_int_eq(vae_model_history_epochs(l), 2);
+    ck_assert_int_eq(vae_model_history_clear(l), VAE_OK);
+    ck_assert_int_eq(vae_model_history_epochs(l), 0);
+    ck_assert_int_eq(vae_model_history_columns(l), 0);
+    ck_assert(isnan(vae_model_history_get(l, 1, "train_nelbo")));
+    ck_assert_int_eq(vae_model_history_set(l, 1, "again", 2.0), VAE_OK);
+    ck_assert_int_eq(vae_model_history_clear(NULL), VAE_ERR_ARGUMENT);
     remove(path);
     vae_dataset_free(data);
     vae_optimizer_free(opt);

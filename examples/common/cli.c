@@ -497,7 +497,8 @@ void ex_print_usage(FILE *out, const char *prog, const ex_options *d, const char
             d->kl_warmup);
     fprintf(out, "  --freeze PREFIX[,...] leave the parameters called PREFIX or under it\n"
                  "                        (\"encoder\" covers \"encoder.0.w\") untouched by\n"
-                 "                        training; repeatable; see the summary's names (none)\n");
+                 "                        training; repeatable; see the summary's names; with\n"
+                 "                        --load FILE --epochs N it fine-tunes the rest (none)\n");
     fprintf(out, "  --early-stop N        stop when N epochs in a row bring no better test\n"
                  "                        loss, then draw best.vae's weights; 0 = off (%d)\n",
             d->early_stop);
