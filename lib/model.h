@@ -64,6 +64,7 @@ struct vae_optimizer {
     int64_t steps;
     int64_t n;
     float *moment1, *moment2; /* NULL where the kind has none */
+    double rate;              /* the learning rate of the step being taken */
     int maxima_known;         /* m1_max and m2_max bound the moments */
     double m1_max, m2_max;    /* bounds on the moments' magnitudes */
 };
@@ -194,6 +195,8 @@ void vae__optimizer_probe(vae_optimizer *opt, float *params, float *grad, float 
 int vae__optimizer_next_bounds(const vae_optimizer *o, double p_max, double grad_max,
                                double next[3]);
 int vae__optimizer_has_option(vae_optimizer_kind kind, vae_optimizer_option option);
+/* Counts the step about to be taken and fixes its learning rate. */
+void vae__optimizer_begin_step(vae_optimizer *o);
 /* The rate of the step about to be taken, o->steps of them done. */
 double vae__optimizer_rate_at(const vae_optimizer *o, int64_t done);
 /* Fails unless value is valid for option, as vae_optimizer_set checks it. */

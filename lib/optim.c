@@ -206,8 +206,14 @@ VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->step
    magnitudes, which become the next bounds. */
 #define KEEP_MAX(acc, x) acc = fabsf(x) > acc ? fabsf(x) : acc
 
-/* The rate of the step being taken: the caller has counted it already. */
-static double step_rate(const vae_optimizer *o) { return vae__optimizer_rate_at(o, o->steps - 1); }
+/* The rate of the step being taken, from vae__optimizer_begin_step. */
+static double step_rate(const vae_optimizer *o) { return o->rate; }
+
+void vae__optimizer_begin_step(vae_optimizer *o)
+{
+    o->steps++;
+    o->rate = vae__optimizer_rate_at(o, o->steps - 1); /* once, not per range */
+}
 
 /* What decoupled weight decay leaves of each weight before the step (1
    without decay, which multiplies exactly). */

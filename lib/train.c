@@ -144,7 +144,7 @@ static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, doubl
 {
     double next[3], p_max = m->param_max_known ? m->param_max : INFINITY;
     vae_status s;
-    opt->steps++;
+    vae__optimizer_begin_step(opt);
     if (!vae__optimizer_next_bounds(opt, p_max, grad_max, next) &&
         (s = probe(m, opt, up, next)) != VAE_OK) {
         opt->steps--;

@@ -268,7 +268,7 @@ START_TEST(test_update_bound)
     double next[3];
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
     ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 0.5), VAE_OK);
-    opt->steps = 1;
+    vae__optimizer_begin_step(opt);
     opt->m1_max = 2.0; /* momentum 0.9: the next velocity is at most 1.8 + 10 */
     ck_assert(vae__optimizer_next_bounds(opt, 3.0, 10.0, next));
     ck_assert_double_eq_tol(next[1], 11.8, 1e-12);
@@ -283,7 +283,7 @@ START_TEST(test_update_bound)
     ck_assert(!vae__optimizer_next_bounds(opt, 1.0, 1.0, next));
     vae_optimizer_free(opt);
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM), VAE_OK);
-    opt->steps = 1;
+    vae__optimizer_begin_step(opt);
     ck_assert(vae__optimizer_next_bounds(opt, 10.0, 100.0, next));
     ck_assert(next[2] >= 100.0 * 100.0);
     vae_optimizer_free(opt);

@@ -249,6 +249,7 @@ START_TEST(test_update_range_and_scale)
     float p[N] = {1.0f, 2.0f, 3.0f, 4.0f}, g[N] = {1.0f, 1.0f, 1.0f, 1.0f};
     update_stats st = {0};
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);
+    vae__optimizer_begin_step(opt);
     vae__optimizer_update(opt, p, g, 0.5f, 1, 3); /* lr 1e-3, v = 0.5 */
     ck_assert_float_eq(p[0], 1.0f);
     ck_assert_float_eq_tol(p[1], 2.0f - 0.0005f, 1e-7f);
