@@ -203,14 +203,18 @@ ok "--lr-schedule step, exp, cosine, --lr-warmup, --weight-decay: the rate is th
 "$prog" --data "$work/data" --threads 2 --epochs 3 --resume "$work/a/last.vae" --freeze encoder \
   --freeze latent --quiet --out "$work/fz" > "$work/fz.log" 2>&1 || { cat "$work/fz.log"; fail "--freeze run"; }
 grep -q -- "--freeze encoder: 4 parameters frozen" "$work/fz.log" || { cat "$work/fz.log"; fail "--freeze: no count"; }
-p=(--param encoder.0.w --param encoder.1.b --param decoder.0.w)
-before=$(info "${p[@]}" "$work/a/last.vae") after=$(info "${p[@]}" "$work/fz/last.vae")
-for name in encoder.0.w encoder.1.b; do
-  [ "$(echo "$before" | grep -o "param:$name=[0-9a-f]*")" = "$(echo "$after" | grep -o "param:$name=[0-9a-f]*")" ] ||
-    fail "--freeze: $name changed"
-done
-[ "$(echo "$before" | grep -o "param:decoder.0.w=[0-9a-f]*")" != "$(echo "$after" | grep -o "param:decoder.0.w=[0-9a-f]*")" ] ||
-  fail "--freeze: the decoder did not train"
+# BEFORE AFTER WHAT: the encoder's parameters kept their bytes, the decoder's changed
+expect_encoder_frozen() {
+  local p=(--param encoder.0.w --param encoder.1.b --param decoder.0.w) before after name
+  before=$(info "${p[@]}" "$1") after=$(info "${p[@]}" "$2")
+  for name in encoder.0.w encoder.1.b; do
+    [ "$(echo "$before" | grep -o "param:$name=[0-9a-f]*")" = "$(echo "$after" | grep -o "param:$name=[0-9a-f]*")" ] ||
+      fail "$3: $name changed"
+  done
+  [ "$(echo "$before" | grep -o "param:decoder.0.w=[0-9a-f]*")" != "$(echo "$after" | grep -o "param:decoder.0.w=[0-9a-f]*")" ] ||
+    fail "$3: the decoder did not train"
+}
+expect_encoder_frozen "$work/a/last.vae" "$work/fz/last.vae" "--freeze"
 set +e
 "$prog" --data "$work/data" --epochs 3 --resume "$work/a/last.vae" --freeze nothing --out "$work/x" \
   > /dev/null 2> "$work/x.err"
@@ -222,13 +226,7 @@ set -e
 # of its own from best.vae's weights, the frozen part as it was
 "$prog" --data "$work/data" --threads 2 --load "$work/a/best.vae" --freeze encoder --epochs 2 \
   --batch 40 --lr 0.002 --quiet --out "$work/ft" > "$work/ft.log" 2>&1 || { cat "$work/ft.log"; fail "fine-tuning run"; }
-before=$(info "${p[@]}" "$work/a/best.vae") after=$(info "${p[@]}" "$work/ft/last.vae")
-for name in encoder.0.w encoder.1.b; do
-  [ "$(echo "$before" | grep -o "param:$name=[0-9a-f]*")" = "$(echo "$after" | grep -o "param:$name=[0-9a-f]*")" ] ||
-    fail "fine-tuning: $name changed"
-done
-[ "$(echo "$before" | grep -o "param:decoder.0.w=[0-9a-f]*")" != "$(echo "$after" | grep -o "param:decoder.0.w=[0-9a-f]*")" ] ||
-  fail "fine-tuning: the decoder did not train"
+expect_encoder_frozen "$work/a/best.vae" "$work/ft/last.vae" "fine-tuning"
 [ "$(wc -l < "$work/ft/metrics.csv")" = 3 ] || { cat "$work/ft/metrics.csv"; fail "fine-tuning: its own 2 epochs"; }
 ok "--freeze with --resume and with --load --epochs (fine-tuning): frozen parameters unchanged, the rest trained; errors"
 

@@ -495,20 +495,9 @@ static float *train_big(int threads, int steps, int64_t *count)
     vae_model *m = NULL;
     vae_optimizer *opt = NULL;
     vae_tensor *x = NULL;
-    int in = PIXELS, xi, mu, lv, h, z0, z, ld, ld2, logits, loss;
     int64_t dims[2] = {ROWS, PIXELS};
     float *params;
-    ck_assert_int_eq(vae_graph_create(&g, 11), VAE_OK);
-    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &xi), VAE_OK);
-    ck_assert_int_eq(vae_layer_gaussian_mlp(g, xi, 256, VAE_ACT_TANH, 32, 64, "q", &mu, &lv, &h),
-                     VAE_OK);
-    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z0), VAE_OK);
-    ck_assert_int_eq(vae_layer_iaf_step(g, z0, h, 256, 0, "f0", &z, &ld), VAE_OK);
-    ck_assert_int_eq(vae_layer_iaf_step(g, z, h, 256, 1, "f1", &z, &ld2), VAE_OK);
-    ck_assert_int_eq(vae_op_add(g, ld, ld2, &ld), VAE_OK);
-    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, 256, VAE_ACT_TANH, PIXELS, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build_flow(g, xi, mu, lv, z0, z, ld, logits, VAE_LIKELIHOOD_BERNOULLI,
-                                         VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    g = tu_flow_graph(PIXELS, 256, 32, 64, 11);
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     ck_assert_int_eq(vae_model_set_threads(m, threads), VAE_OK);
     ck_assert_int_eq(vae_optimizer_create(&opt, m, VAE_OPTIMIZER_SGD), VAE_OK);

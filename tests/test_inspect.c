@@ -207,7 +207,7 @@ START_TEST(test_summary_totals)
 {
     vae_graph *g = NULL;
     vae_model *m = NULL;
-    int dims[3] = {1, 8, 8}, x, t, mu, lv, h, z0, z, ld, ld2, logits, loss, flat = 16;
+    int dims[3] = {1, 8, 8}, x, t, mu, lv, z, logits, loss;
     int small[3] = {4, 4, 4};
     char *s;
     /* R2-like */
@@ -233,16 +233,7 @@ START_TEST(test_summary_totals)
     free(s);
     vae_model_free(m);
     /* R3-like */
-    ck_assert_int_eq(vae_graph_create(&g, 1), VAE_OK);
-    ck_assert_int_eq(vae_graph_input(g, "x", 1, &flat, &x), VAE_OK);
-    ck_assert_int_eq(vae_layer_gaussian_mlp(g, x, 10, VAE_ACT_TANH, 4, 6, "q", &mu, &lv, &h), VAE_OK);
-    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z0), VAE_OK);
-    ck_assert_int_eq(vae_layer_iaf_step(g, z0, h, 8, 0, "flow.0", &z, &ld), VAE_OK);
-    ck_assert_int_eq(vae_layer_iaf_step(g, z, h, 8, 1, "flow.1", &z, &ld2), VAE_OK);
-    ck_assert_int_eq(vae_op_add(g, ld, ld2, &ld), VAE_OK);
-    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, 10, VAE_ACT_TANH, flat, "p", &logits), VAE_OK);
-    ck_assert_int_eq(vae_elbo_build_flow(g, x, mu, lv, z0, z, ld, logits, VAE_LIKELIHOOD_BERNOULLI,
-                                         VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    g = tu_flow_graph(16, 10, 4, 6, 1);
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     s = summary_of(m);
     ck_assert_int_eq(summary_total(s), vae_model_param_count(m));

@@ -188,3 +188,21 @@ vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_a
     ck_assert_int_eq(vae_model_create(&m, g), VAE_OK);
     return m;
 }
+
+vae_graph *tu_flow_graph(int in, int hidden, int latent, int context, uint64_t seed)
+{
+    vae_graph *g = NULL;
+    int x, mu, lv, h, z0, z, ld, ld2, logits, loss;
+    ck_assert_int_eq(vae_graph_create(&g, seed), VAE_OK);
+    ck_assert_int_eq(vae_graph_input(g, "x", 1, &in, &x), VAE_OK);
+    ck_assert_int_eq(vae_layer_gaussian_mlp(g, x, hidden, VAE_ACT_TANH, latent, context, "q", &mu,
+                                            &lv, &h), VAE_OK);
+    ck_assert_int_eq(vae_op_sample_normal(g, mu, lv, &z0), VAE_OK);
+    ck_assert_int_eq(vae_layer_iaf_step(g, z0, h, hidden, 0, "f0", &z, &ld), VAE_OK);
+    ck_assert_int_eq(vae_layer_iaf_step(g, z, h, hidden, 1, "f1", &z, &ld2), VAE_OK);
+    ck_assert_int_eq(vae_op_add(g, ld, ld2, &ld), VAE_OK);
+    ck_assert_int_eq(vae_layer_bernoulli_mlp(g, z, hidden, VAE_ACT_TANH, in, "p", &logits), VAE_OK);
+    ck_assert_int_eq(vae_elbo_build_flow(g, x, mu, lv, z0, z, ld, logits, VAE_LIKELIHOOD_BERNOULLI,
+                                         VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
+    return g;
+}

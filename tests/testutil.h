@@ -47,6 +47,9 @@ float tu_value(vae_model *m, int id, int r);
 /* A small Bernoulli VAE: in -> Dense(hidden, relu) "enc" -> heads "q"
    (latent) -> sample -> Bernoulli MLP "p" (hidden, decoder_act) -> in logits. */
 vae_model *tu_small_vae(int in, int hidden, int latent, vae_activation decoder_act, uint64_t seed);
+/* x (in) -> tanh Gaussian MLP (hidden, latent, a context) -> two IAF steps
+   of alternating order -> tanh Bernoulli MLP, with vae_elbo_build_flow. */
+vae_graph *tu_flow_graph(int in, int hidden, int latent, int context, uint64_t seed);
 /* Its graph before the model is made, with any likelihood. */
 vae_graph *tu_small_graph(int in, int hidden, int latent, vae_activation decoder_act,
                           vae_likelihood likelihood, uint64_t seed);
