@@ -4,18 +4,19 @@
 #   demo  what building the library and the example programs needs
 #         (scripts/demo.sh)
 #   test  that, and what only the test suite needs: Check for the C tests,
-#         python3 for the ctypes (FFI) test and the examples' test, Graphviz
+#         python3 for the ctypes (FFI) test and the examples' test, NumPy,
+#         pytest, pycparser and venv for the Python package's tests, Graphviz
 #         for its check of vae-inspect --dot (scripts/test.sh)
 # Without demo or test as the first argument, both sets are installed, with
 # any arguments as extra packages (the older form: scripts/deps.sh PKG...).
 set -euo pipefail
 demo=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libstb-dev libplplot-dev plplot-driver-cairo)
-test=(check python3 graphviz)
+test=(check python3 graphviz python3-numpy python3-pytest python3-pycparser python3-venv)
 case "${1:-}" in
   demo) shift; packages=("${demo[@]}" "$@") ;;
   test) shift; packages=("${demo[@]}" "${test[@]}" "$@") ;;
-  -h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) packages=("${demo[@]}" "${test[@]}" "$@") ;;
 esac
 missing=()

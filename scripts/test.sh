@@ -150,3 +150,23 @@ while IFS= read -r line; do
   skipped+=("$current: ${line#skipped: }")
 done < <(grep '^skipped: ' "$consumer_log" || true)
 end_stage
+
+# The Python package installed as users install it: a venv over Debian's
+# NumPy, pip without network or build isolation, the library from the
+# OpenBLAS build.
+if /usr/bin/python3 -c 'import venv, ensurepip, numpy, setuptools' 2> /dev/null; then
+  stage "Python package (venv + pip install ./python)"
+  venv=$(mktemp -d); tmpdirs+=("$venv")
+  /usr/bin/python3 -m venv --system-site-packages "$venv" ||
+    { echo "error: python3 -m venv failed (python3-venv installed?)" >&2; exit 1; }
+  # pip writes build/ and *.egg-info beside the sources: build from a copy.
+  cp -r python "$venv/src"
+  "$venv/bin/pip" install -q --no-build-isolation --no-deps "$venv/src" ||
+    { echo "error: pip could not install ./python (see above)" >&2; exit 1; }
+  (cd "$venv" && LIBVAE_LIBRARY="$root/build-test-openblas/libvae.so" "$venv/bin/python" -c \
+    'import libvae; print("libvae", libvae.version(), "from", libvae.library_path)') ||
+    { echo "error: the installed package does not import (see above)" >&2; exit 1; }
+  end_stage
+else
+  skip "Python package" "/usr/bin/python3 lacks venv, ensurepip, numpy or setuptools (scripts/deps.sh test)"
+fi
