@@ -52,6 +52,7 @@ static const char MAGIC[8] = {'V', 'A', 'E', 'M', 'O', 'D', 'E', 'L'};
 typedef struct wbuf {
     unsigned char *data;
     size_t len, cap;
+    uint32_t sections; /* begun so far: the header's count */
     int failed;
 } wbuf;
 
@@ -115,6 +116,7 @@ static size_t begin_section(wbuf *b, const char *tag)
     put(b, tag, 4);
     at = b->len;
     put_u64(b, 0);
+    b->sections++;
     return at;
 }
 
@@ -179,6 +181,12 @@ static void write_training(wbuf *b, const vae_model *m, const vae_optimizer *o)
         put_u64(b, (uint64_t)o->n);
         put_floats(b, o->moment2, o->n);
     }
+    end_section(b, at);
+    /* the epoch's sums of the terms, optional: older 0.3 readers skip it */
+    at = begin_section(b, "tsum");
+    put_u32(b, 2);
+    put_f64(b, t->epoch_recon);
+    put_f64(b, t->epoch_kl);
     end_section(b, at);
 }
 
@@ -291,8 +299,7 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_save: the optimizer belongs to another model");
     put(&b, MAGIC, 8);
     put_u32(&b, FORMAT_VERSION);
-    put_u32(&b, 3u + 2u * (opt != NULL) + (m->hist.n_cols > 0) + (m->meta.count > 0) +
-                    (frozen_count(m) > 0));
+    put_u32(&b, 0); /* the section count, set when they are all written */
     write_graph(&b, m->g);
     {
         size_t at = begin_section(&b, "PARM");
@@ -300,15 +307,8 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         put_floats(&b, m->g->params, m->g->n_params);
         end_section(&b, at);
     }
-    if (opt) {
-        size_t at;
+    if (opt)
         write_training(&b, m, opt);
-        at = begin_section(&b, "tsum");
-        put_u32(&b, 2);
-        put_f64(&b, m->train.epoch_recon);
-        put_f64(&b, m->train.epoch_kl);
-        end_section(&b, at);
-    }
     if (m->hist.n_cols > 0)
         write_history(&b, &m->hist);
     if (m->meta.count > 0)
@@ -321,8 +321,11 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt, 
         end_section(&b, at);
     }
     put(&b, "END!", 4);
-    if (!b.failed)
+    if (!b.failed) {
+        for (int i = 0; i < 4; i++)
+            b.data[12 + i] = (unsigned char)(b.sections >> (8 * i));
         put_u32(&b, (uint32_t)crc32_z(0L, b.data, b.len));
+    }
     if (b.failed)
         s = vae__fail(VAE_ERR_NO_MEMORY, "vae_model_save: out of memory");
     else
