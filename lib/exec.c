@@ -169,13 +169,13 @@ void vae__model_unplan(vae_model *m)
 }
 
 /* The largest scratch any planned op needs. */
-static int64_t workspace_floats(const vae_model *m, const unsigned char *in_any)
+static int64_t workspace_floats(const vae_model *m, const unsigned char *in_any, int rows)
 {
     int64_t most = 0;
     for (int id = 0; id < m->g->n_nodes; id++) {
         const op_def *op = vae__ops[m->g->nodes[id].op];
         if (in_any[id] && op->workspace) {
-            int64_t need = op->workspace(m->g->nodes, id, m->slice_rows);
+            int64_t need = op->workspace(m->g->nodes, id, rows);
             most = need > most ? need : most;
         }
     }
@@ -185,7 +185,7 @@ static int64_t workspace_floats(const vae_model *m, const unsigned char *in_any)
 static vae_status plan_values(vae_model *m, worker *w, const unsigned char *in_any)
 {
     const vae_graph *g = m->g;
-    int64_t total = 0, at = 0, work = workspace_floats(m, in_any);
+    int64_t total = 0, at = 0, work = workspace_floats(m, in_any, m->slice_rows);
     w->c.val = vae__calloc((size_t)g->n_nodes, sizeof *w->c.val);
     w->c.grad = vae__calloc((size_t)g->n_nodes, sizeof *w->c.grad);
     w->c.fresh = vae__calloc((size_t)g->n_nodes, 1);
@@ -246,21 +246,25 @@ static int64_t add_capped(int64_t a, int64_t b)
     return a >= cap || b >= cap || a + b >= cap ? cap : a + b;
 }
 
+/* Rows each worker's arena holds. */
+static int slice_rows_of(const vae_model *m) { return (m->max_batch + m->threads - 1) / m->threads; }
+
 /* Bytes the plans take for every worker, with gradients if `grads`,
    computed before anything is allocated. */
 static int64_t bytes_to_plan(const vae_model *m, const unsigned char *in_any,
                              const unsigned char *in_train, int grads)
 {
     const vae_graph *g = m->g;
-    int64_t floats = add_capped(0, workspace_floats(m, in_any));
+    int rows = slice_rows_of(m);
+    int64_t floats = add_capped(0, workspace_floats(m, in_any, rows));
     for (int id = 0; id < g->n_nodes; id++) {
         const node *n = &g->nodes[id];
         if (n->op == OP_PARAM)
             continue;
         if (in_any[id])
-            floats = add_capped(floats, arena_floats(n, m->slice_rows));
+            floats = add_capped(floats, arena_floats(n, rows));
         if (grads && in_train[id] && n->needs_grad)
-            floats = add_capped(floats, arena_floats(n, m->slice_rows));
+            floats = add_capped(floats, arena_floats(n, rows));
     }
     if (grads)
         floats = add_capped(floats, g->n_params);
@@ -273,10 +277,8 @@ int64_t vae__model_bytes_needed(const vae_model *m, int grads)
     unsigned char *in_train = vae__calloc((size_t)m->g->n_nodes, 1);
     int64_t bytes = -1;
     if (in_any && in_train) {
-        vae_model copy = *m; /* the slice size as planning will set it */
-        copy.slice_rows = (m->max_batch + m->threads - 1) / m->threads;
         planned_nodes(m, in_any, in_train);
-        bytes = bytes_to_plan(&copy, in_any, in_train, grads);
+        bytes = bytes_to_plan(m, in_any, in_train, grads);
     }
     free(in_any);
     free(in_train);
@@ -286,6 +288,7 @@ int64_t vae__model_bytes_needed(const vae_model *m, int grads)
 vae_status vae__model_ensure_planned(vae_model *m, int grads)
 {
     unsigned char *in_any = NULL, *in_train = NULL;
+    int64_t need;
     vae_status s = VAE_OK;
     if (m->planned && (!grads || m->workers[0].grads))
         return VAE_OK;
@@ -297,16 +300,15 @@ vae_status vae__model_ensure_planned(vae_model *m, int grads)
         goto done;
     }
     planned_nodes(m, in_any, in_train);
-    m->slice_rows = (m->max_batch + m->threads - 1) / m->threads;
-    if (bytes_to_plan(m, in_any, in_train, grads) > m->memory_limit) {
+    if ((need = bytes_to_plan(m, in_any, in_train, grads)) > m->memory_limit) {
         s = vae__fail(VAE_ERR_NO_MEMORY, "the model needs %lld bytes for batches of %d rows on "
                       "%d thread(s), more than its memory limit of %lld (vae_model_set_memory_limit "
-                      "raises it; a smaller maximum batch needs less)",
-                      (long long)bytes_to_plan(m, in_any, in_train, grads), m->max_batch,
-                      m->threads, (long long)m->memory_limit);
+                      "raises it; a smaller maximum batch needs less)", (long long)need,
+                      m->max_batch, m->threads, (long long)m->memory_limit);
         goto done;
     }
     if (!m->planned) {
+        m->slice_rows = slice_rows_of(m);
         m->workers = vae__calloc((size_t)m->threads, sizeof *m->workers);
         if (!m->workers) {
             s = VAE_ERR_NO_MEMORY;
