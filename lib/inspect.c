@@ -343,19 +343,16 @@ static void add_count(text *t, int64_t v)
 
 static const char *likelihood_of(const vae_graph *g)
 {
-    for (int id = 0; id < g->n_nodes; id++) {
-        if (g->nodes[id].op == OP_BCE_LOGITS)
-            return "Bernoulli";
-        if (g->nodes[id].op == OP_GAUSSIAN_LOGLIK) {
-            int linear = g->roles[VAE_ROLE_DECODED] >= 0 &&
-                         g->nodes[g->roles[VAE_ROLE_DECODED]].op != OP_SIGMOID;
-            if (g->nodes[id].in[2] >= 0)
-                return linear ? "Gaussian, linear mean, learned variance"
-                              : "Gaussian, learned variance";
-            return linear ? "Gaussian, linear mean, unit variance" : "Gaussian, unit variance";
-        }
-    }
-    return "other";
+    const node *lik = vae__likelihood_node(g);
+    int linear = g->roles[VAE_ROLE_DECODED] >= 0 &&
+                 g->nodes[g->roles[VAE_ROLE_DECODED]].op != OP_SIGMOID;
+    if (!lik)
+        return "other";
+    if (lik->op == OP_BCE_LOGITS)
+        return "Bernoulli";
+    if (lik->in[2] >= 0)
+        return linear ? "Gaussian, linear mean, learned variance" : "Gaussian, learned variance";
+    return linear ? "Gaussian, linear mean, unit variance" : "Gaussian, unit variance";
 }
 
 static void add_line(text *t, const vae_graph *g, const layer *l)

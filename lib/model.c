@@ -386,8 +386,7 @@ VAE_API double vae_model_beta(const vae_model *m)
     return id >= 0 && m->g->nodes[id].op == OP_SCALE ? m->g->nodes[id].fattr[0] : NAN;
 }
 
-/* The node of the reconstruction term: how p(x|z) draws. */
-static const node *likelihood_node(const vae_graph *g)
+const node *vae__likelihood_node(const vae_graph *g)
 {
     for (int id = 0; id < g->n_nodes; id++)
         if (g->nodes[id].op == OP_BCE_LOGITS || g->nodes[id].op == OP_GAUSSIAN_LOGLIK)
@@ -395,23 +394,17 @@ static const node *likelihood_node(const vae_graph *g)
     return NULL;
 }
 
-/* Replaces each mean in out (n rows) by a draw from p(x|z): Bernoulli, or
-   Gaussian with the model's variance (constant or one learned per pixel). */
-static vae_status draw_from_likelihood(const vae_model *m, uint64_t seed, float *x, int64_t n)
+/* Replaces each mean in x (n rows) by a draw from p(x|z), lik's:
+   Bernoulli, or Gaussian with the model's variance (constant or one
+   learned per pixel); noise holds a row. */
+static void draw_from_likelihood(const vae_model *m, const node *lik, uint64_t seed, float *x,
+                                 int64_t n, float *noise)
 {
-    const node *lik = likelihood_node(m->g);
     int64_t size = vae_model_input_size(m);
-    const float *logvar = NULL;
-    float *noise;
+    const float *logvar = lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0
+                              ? m->g->params + m->g->nodes[lik->in[2]].param_offset
+                              : NULL;
     vae_rng rng;
-    if (!lik || (lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0 &&
-                 m->g->nodes[lik->in[2]].op != OP_PARAM))
-        return vae__fail(VAE_ERR_UNSUPPORTED, "vae_model_decode_sample: the model's likelihood "
-                         "is neither Bernoulli nor Gaussian with a fixed or learned variance");
-    if (lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0)
-        logvar = m->g->params + m->g->nodes[lik->in[2]].param_offset;
-    if (!(noise = vae__alloc_floats(size)))
-        return VAE_ERR_NO_MEMORY;
     vae__rng_seed(&rng, seed);
     for (int64_t r = 0; r < n; r++) {
         float *row = x + r * size;
@@ -424,28 +417,27 @@ static vae_status draw_from_likelihood(const vae_model *m, uint64_t seed, float 
         for (int64_t j = 0; j < size; j++)
             row[j] += expf(0.5f * (logvar ? logvar[j] : lik->fattr[0])) * noise[j];
     }
-    vae__free_aligned(noise);
-    return VAE_OK;
 }
 
 VAE_API vae_status vae_model_decode_sample(vae_model *m, const vae_tensor *z, uint64_t seed,
                                            vae_tensor *out)
 {
-    vae_tensor *mean;
-    int64_t dims[2];
+    const node *lik;
+    float *noise;
     vae_status s;
     if (!m || !out)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_model_decode_sample: NULL argument");
-    dims[0] = out->dims[0];
-    dims[1] = out->count / (out->dims[0] > 0 ? out->dims[0] : 1);
-    /* into a tensor of ours: out is written on success only */
-    VAE_TRY(vae_tensor_create(&mean, 2, dims));
-    s = vae_model_decode(m, z, mean);
-    if (s == VAE_OK)
-        s = draw_from_likelihood(m, seed, mean->data, mean->dims[0]);
-    if (s == VAE_OK)
-        memcpy(out->data, mean->data, (size_t)out->count * sizeof(float));
-    vae_tensor_free(mean);
+    lik = vae__likelihood_node(m->g);
+    if (!lik || (lik->op == OP_GAUSSIAN_LOGLIK && lik->in[2] >= 0 &&
+                 m->g->nodes[lik->in[2]].op != OP_PARAM))
+        return vae__fail(VAE_ERR_UNSUPPORTED, "vae_model_decode_sample: the model's likelihood "
+                         "is neither Bernoulli nor Gaussian with a fixed or learned variance");
+    /* allocated first, so that decoding into out is the last thing that can fail */
+    if (!(noise = vae__alloc_floats(vae_model_input_size(m))))
+        return VAE_ERR_NO_MEMORY;
+    if ((s = vae_model_decode(m, z, out)) == VAE_OK)
+        draw_from_likelihood(m, lik, seed, out->data, out->dims[0], noise);
+    vae__free_aligned(noise);
     return s;
 }
 

@@ -117,11 +117,14 @@ struct vae_model {
     unsigned char *frozen; /* per node: a frozen parameter; NULL: none */
     int64_t n_live;
     double param_max;  /* a bound on |parameter|, when param_max_known */
-    double last_recon, last_kl; /* sums over the rows of the last step */
     int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
 };
+
+/* The node of the reconstruction term (BCE or Gaussian), which tells how
+   p(x|z) draws; NULL if there is none. */
+const node *vae__likelihood_node(const vae_graph *g);
 
 /* Fails for a clone: what changes the shared graph or weights is the
    parent's to do. */

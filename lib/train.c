@@ -159,9 +159,11 @@ static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, doubl
     return VAE_OK;
 }
 
-/* Forward, backward and update on one batch whose rows come from job. */
+/* Forward, backward and update on one batch whose rows come from job;
+   terms (if not NULL) gets the batch's sums of the reconstruction and KL
+   terms. */
 static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
-                       double *nelbo)
+                       double *nelbo, double terms[2])
 {
     update_job up = {.m = m, .opt = opt, .scale = 1.0f};
     double obj = 0.0, nel = 0.0, rec = 0.0, kl = 0.0, sumsq = 0.0;
@@ -200,8 +202,10 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double 
         up.scale = (float)(clip / norm);
     VAE_TRY(update(m, opt, &up, norm * up.scale));
     m->train.steps++;
-    m->last_recon = rec;
-    m->last_kl = kl;
+    if (terms) {
+        terms[0] = rec;
+        terms[1] = kl;
+    }
     if (objective)
         *objective = obj;
     if (nelbo)
@@ -235,7 +239,7 @@ VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const 
         VAE_TRY(vae__check_unit_range(NULL, x->data, x->count, "vae_model_train_step"));
     job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows, .feed = x->data,
                       .backward = 1, .out_node = {-1, -1}};
-    return step(m, opt, &job, objective, nelbo);
+    return step(m, opt, &job, objective, nelbo, NULL);
 }
 
 /* The epoch's order, made from the seed and the epoch number so that a
@@ -273,7 +277,6 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
     const char *what = "vae_model_train_epoch";
     train_state *ts;
     int batches;
-    double obj_mean, nelbo_mean;
     VAE_TRY(check_training(m, opt, what));
     VAE_TRY(vae__check_data(m, data, what));
     if (batch < 1 || batch > m->max_batch)
@@ -300,33 +303,30 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
         int rows = (int)(data->count - first < batch ? data->count - first : batch);
         batch_job job = {.m = m, .p = &m->plans[PLAN_TRAIN], .rows = rows, .data = data,
                          .index = m->perm + first, .backward = 1, .out_node = {-1, -1}};
-        double obj, nel;
-        VAE_TRY(step(m, opt, &job, &obj, &nel));
+        double obj, nel, terms[2];
+        VAE_TRY(step(m, opt, &job, &obj, &nel, terms));
         ts->epoch_objective += obj * rows;
         ts->epoch_nelbo += nel * rows;
-        ts->epoch_recon += m->last_recon;
-        ts->epoch_kl += m->last_kl;
+        ts->epoch_recon += terms[0];
+        ts->epoch_kl += terms[1];
         ts->epoch_images += rows;
         ts->epoch_pos = b + 1;
         if (progress && progress(user, b + 1, batches, (float)obj) && b + 1 < batches)
             return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after batch %d",
                              what, b + 1);
     }
-    obj_mean = ts->epoch_objective / (double)ts->epoch_images;
-    nelbo_mean = ts->epoch_nelbo / (double)ts->epoch_images;
-    /* prepared before the epoch, so these cannot fail */
-    vae__history_set(&m->hist, ts->epoch + 1, history_columns[0], obj_mean, what);
-    vae__history_set(&m->hist, ts->epoch + 1, history_columns[1], nelbo_mean, what);
-    if (has_terms(m)) {
-        vae__history_set(&m->hist, ts->epoch + 1, history_columns[2],
-                         ts->epoch_recon / (double)ts->epoch_images, what);
-        vae__history_set(&m->hist, ts->epoch + 1, history_columns[3],
-                         ts->epoch_kl / (double)ts->epoch_images, what);
+    {
+        double images = (double)ts->epoch_images;
+        double means[4] = {ts->epoch_objective / images, ts->epoch_nelbo / images,
+                           ts->epoch_recon / images, ts->epoch_kl / images};
+        /* prepared before the epoch, so these cannot fail */
+        for (int i = 0; i < (has_terms(m) ? 4 : 2); i++)
+            vae__history_set(&m->hist, ts->epoch + 1, history_columns[i], means[i], what);
+        if (objective)
+            *objective = means[0];
+        if (nelbo)
+            *nelbo = means[1];
     }
-    if (objective)
-        *objective = obj_mean;
-    if (nelbo)
-        *nelbo = nelbo_mean;
     ts->epoch++;
     ts->epoch_pos = ts->batch = 0;
     ts->epoch_objective = ts->epoch_nelbo = ts->epoch_recon = ts->epoch_kl = 0.0;
