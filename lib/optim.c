@@ -198,12 +198,14 @@ VAE_API vae_status vae_optimizer_get_kind(const vae_optimizer *o, vae_optimizer_
 
 VAE_API int64_t vae_optimizer_steps(const vae_optimizer *o) { return o ? o->steps : 0; }
 
-/* Each update is written once, as an inline loop with a constant `commit`:
-   1 stores the new values (the training step's loop, as lean as ever),
-   0 only computes them (the probe, taken when the bounds of
-   vae__optimizer_next_bounds cannot promise a finite result): it collects
-   x * 0 of every new value, NaN if any is not finite, and the largest
-   magnitudes, which become the next bounds. */
+/* Each optimizer's arithmetic for one weight is written once, as an
+   inline function that both loops call: the update, which stores the new
+   values (as lean as the loop of 0.2.0), and the probe, which only
+   computes them (taken when the bounds of vae__optimizer_next_bounds
+   cannot promise a finite result) and so sees exactly what the update
+   would store.  The probe collects x * 0 of every new value, NaN if any
+   is not finite, and the largest magnitudes, which become the next
+   bounds. */
 #define KEEP_MAX(acc, x) acc = fabsf(x) > acc ? fabsf(x) : acc
 
 /* The rate of the step being taken, from vae__optimizer_begin_step. */
@@ -215,93 +217,109 @@ void vae__optimizer_begin_step(vae_optimizer *o)
     o->rate = vae__optimizer_rate_at(o, o->steps - 1); /* once, not per range */
 }
 
-/* What decoupled weight decay leaves of each weight before the step (1
-   without decay, which multiplies exactly). */
-static float decay_factor(const vae_optimizer *o, double rate)
+/* The constants of one step, the same for every weight: the rate, what
+   decoupled weight decay keeps of a weight (1 without decay, which
+   multiplies exactly), the kind's decay rates and epsilon. */
+typedef struct step_consts {
+    float lr, keep, d1, d2, eps, inv_sqrt_c2;
+} step_consts;
+
+static step_consts consts_of(const vae_optimizer *o)
 {
-    return (float)(1.0 - rate * o->settings[VAE_OPT_WEIGHT_DECAY]);
+    const double *s = o->settings;
+    double rate = step_rate(o);
+    step_consts k = {.lr = (float)rate, .keep = (float)(1.0 - rate * s[VAE_OPT_WEIGHT_DECAY]),
+                     .eps = (float)s[VAE_OPT_EPSILON]};
+    switch (o->kind) {
+    case VAE_OPTIMIZER_SGD: k.d1 = (float)s[VAE_OPT_MOMENTUM]; break;
+    case VAE_OPTIMIZER_RMSPROP: k.d1 = (float)s[VAE_OPT_RHO]; break;
+    case VAE_OPTIMIZER_ADAM: /* with bias correction, as PyTorch computes it */
+        k.d1 = (float)s[VAE_OPT_BETA1];
+        k.d2 = (float)s[VAE_OPT_BETA2];
+        k.lr = (float)(rate / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
+        k.inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(s[VAE_OPT_BETA2], (double)o->steps)));
+        break;
+    }
+    return k;
 }
 
-/* v = momentum v + g;  p -= lr v   (PyTorch's form) */
+/* SGD, PyTorch's form:  v = momentum v + g;  p -= lr v */
+static inline void sgd_weight(const step_consts *k, float p, float g, float v, float *np, float *nv,
+                              float *unused)
+{
+    (void)unused;
+    *nv = k->d1 * v + g;
+    *np = k->keep * p - k->lr * *nv;
+}
+
+/* RMSprop, Keras's form:  s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps) */
+static inline void rmsprop_weight(const step_consts *k, float p, float g, float s, float *np,
+                                  float *ns, float *unused)
+{
+    (void)unused;
+    *ns = k->d1 * s + (1.0f - k->d1) * g * g;
+    *np = k->keep * p - k->lr * g / (sqrtf(*ns) + k->eps);
+}
+
+/* Adam:  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+   p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps) */
+static inline void adam_weight(const step_consts *k, float p, float g, float m, float v, float *np,
+                               float *nm, float *nv)
+{
+    *nm = k->d1 * m + (1.0f - k->d1) * g;
+    *nv = k->d2 * v + (1.0f - k->d2) * g * g;
+    *np = k->keep * p - k->lr * *nm / (sqrtf(*nv) * k->inv_sqrt_c2 + k->eps);
+}
+
+/* The update (commit 1) or the probe (commit 0) of a kind with one
+   moment (SGD, RMSprop), through its weight function. */
+#define ONE_MOMENT_LOOP(weight)                                                               \
+    do {                                                                                      \
+        step_consts k = consts_of(o);                                                         \
+        float *m1 = o->moment1, probe = 0.0f, pm, mm;                                         \
+        if (commit) {                                                                         \
+            for (int64_t i = lo; i < hi; i++) {                                               \
+                weight(&k, p[i], scale * g[i], m1[i], &p[i], &m1[i], NULL);                   \
+                g[i] = 0.0f;                                                                  \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
+        pm = st->p_max;                                                                       \
+        mm = st->m1_max;                                                                      \
+        _Pragma("omp simd reduction(+ : probe) reduction(max : pm, mm)")                      \
+        for (int64_t i = lo; i < hi; i++) {                                                   \
+            float pi, mi;                                                                     \
+            weight(&k, p[i], scale * g[i], m1[i], &pi, &mi, NULL);                            \
+            probe += pi * 0.0f + mi * 0.0f;                                                   \
+            KEEP_MAX(pm, pi);                                                                 \
+            KEEP_MAX(mm, mi);                                                                 \
+        }                                                                                     \
+        st->probe += probe;                                                                   \
+        st->p_max = pm;                                                                       \
+        st->m1_max = mm;                                                                      \
+    } while (0)
+
 static inline void sgd(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi,
                        const int commit, update_stats *st)
 {
-    double rate = step_rate(o);
-    float lr = (float)rate, keep = decay_factor(o, rate), mom = (float)o->settings[VAE_OPT_MOMENTUM];
-    float *v = o->moment1, probe = 0.0f, pm, vm;
-    if (commit) {
-        for (int64_t i = lo; i < hi; i++) {
-            v[i] = mom * v[i] + scale * g[i];
-            p[i] = keep * p[i] - lr * v[i];
-            g[i] = 0.0f;
-        }
-        return;
-    }
-    pm = st->p_max;
-    vm = st->m1_max;
-#pragma omp simd reduction(+ : probe) reduction(max : pm, vm)
-    for (int64_t i = lo; i < hi; i++) {
-        float vi = mom * v[i] + scale * g[i], pi = keep * p[i] - lr * vi;
-        probe += pi * 0.0f + vi * 0.0f;
-        KEEP_MAX(pm, pi);
-        KEEP_MAX(vm, vi);
-    }
-    st->probe += probe;
-    st->p_max = pm;
-    st->m1_max = vm;
+    ONE_MOMENT_LOOP(sgd_weight);
 }
 
-/* s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (Keras's form) */
 static inline void rmsprop(vae_optimizer *o, float *p, float *g, float scale, int64_t lo,
                            int64_t hi, const int commit, update_stats *st)
 {
-    double rate = step_rate(o);
-    float lr = (float)rate, keep = decay_factor(o, rate), rho = (float)o->settings[VAE_OPT_RHO];
-    float eps = (float)o->settings[VAE_OPT_EPSILON];
-    float *s = o->moment1, probe = 0.0f, pm, sm;
-    if (commit) {
-        for (int64_t i = lo; i < hi; i++) {
-            float gi = scale * g[i];
-            g[i] = 0.0f;
-            s[i] = rho * s[i] + (1.0f - rho) * gi * gi;
-            p[i] = keep * p[i] - lr * gi / (sqrtf(s[i]) + eps);
-        }
-        return;
-    }
-    pm = st->p_max;
-    sm = st->m1_max;
-#pragma omp simd reduction(+ : probe) reduction(max : pm, sm)
-    for (int64_t i = lo; i < hi; i++) {
-        float gi = scale * g[i], si = rho * s[i] + (1.0f - rho) * gi * gi;
-        float pi = keep * p[i] - lr * gi / (sqrtf(si) + eps);
-        probe += pi * 0.0f + si * 0.0f;
-        KEEP_MAX(pm, pi);
-        KEEP_MAX(sm, si);
-    }
-    st->probe += probe;
-    st->p_max = pm;
-    st->m1_max = sm;
+    ONE_MOMENT_LOOP(rmsprop_weight);
 }
 
-/* Adam with bias correction, as PyTorch computes it:
-   p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps) */
 static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64_t lo, int64_t hi,
                         const int commit, update_stats *st)
 {
-    const double *s = o->settings;
-    float b1 = (float)s[VAE_OPT_BETA1], b2 = (float)s[VAE_OPT_BETA2], eps = (float)s[VAE_OPT_EPSILON];
-    double rate = step_rate(o);
-    float keep = decay_factor(o, rate);
-    float step_size = (float)(rate / (1.0 - pow(s[VAE_OPT_BETA1], (double)o->steps)));
-    float inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(s[VAE_OPT_BETA2], (double)o->steps)));
+    step_consts k = consts_of(o);
     float *m = o->moment1, *v = o->moment2, probe = 0.0f, pm, mm, vm;
     if (commit) {
         for (int64_t i = lo; i < hi; i++) {
-            float gi = scale * g[i];
+            adam_weight(&k, p[i], scale * g[i], m[i], v[i], &p[i], &m[i], &v[i]);
             g[i] = 0.0f;
-            m[i] = b1 * m[i] + (1.0f - b1) * gi;
-            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-            p[i] = keep * p[i] - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_c2 + eps);
         }
         return;
     }
@@ -310,9 +328,8 @@ static inline void adam(vae_optimizer *o, float *p, float *g, float scale, int64
     vm = st->m2_max;
 #pragma omp simd reduction(+ : probe) reduction(max : pm, mm, vm)
     for (int64_t i = lo; i < hi; i++) {
-        float gi = scale * g[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float pi = keep * p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_c2 + eps);
+        float pi, mi, vi;
+        adam_weight(&k, p[i], scale * g[i], m[i], v[i], &pi, &mi, &vi);
         probe += pi * 0.0f + mi * 0.0f + vi * 0.0f;
         KEEP_MAX(pm, pi);
         KEEP_MAX(mm, mi);
