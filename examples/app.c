@@ -19,16 +19,26 @@
 int app_fail(const app_run *r, const char *what, vae_status s)
 {
     const char *msg = vae_last_error();
-    if (strstr(msg, what))
-        fprintf(stderr, "%s: %s (%s)\n", r->app->name, msg, vae_strerror(s));
+    char name[128];
+    /* a rank's own failure is its to tell; "rank 1 failed" is rank 0's */
+    if (r->rank > 0 && s == VAE_ERR_COMM)
+        return 1;
+    if (r->ranks > 1)
+        snprintf(name, sizeof name, "%s (rank %d)", r->app->name, r->rank);
     else
-        fprintf(stderr, "%s: %s: %s (%s)\n", r->app->name, what, msg, vae_strerror(s));
+        snprintf(name, sizeof name, "%s", r->app->name);
+    if (strstr(msg, what))
+        fprintf(stderr, "%s: %s (%s)\n", name, msg, vae_strerror(s));
+    else
+        fprintf(stderr, "%s: %s: %s (%s)\n", name, what, msg, vae_strerror(s));
     return 1;
 }
 
 
 static void say(const app_run *r, const char *prefix, const char *format, va_list ap)
 {
+    if (r->rank > 0) /* every rank comes to the same notes: rank 0 tells them */
+        return;
     fprintf(stderr, "%s: %s", r->app->name, prefix);
     vfprintf(stderr, format, ap);
     fprintf(stderr, "\n");
@@ -332,6 +342,10 @@ static const char *signal_name(void) { return stop_signal == SIGINT ? "SIGINT" :
 /* Says where training stopped and returns the exit status, 130 or 143. */
 static int report_stop(app_run *r)
 {
+    if (!stop_signal) /* another rank's signal */
+        stop_signal = SIGTERM;
+    if (r->rank > 0)
+        return 128 + stop_signal;
     int done = vae_model_epoch(r->model), pos = vae_model_epoch_position(r->model);
     int64_t batches = (vae_dataset_count(r->train) + r->opt.batch - 1) / r->opt.batch;
     char where[96];
@@ -351,9 +365,13 @@ static int report_stop(app_run *r)
 static int save_stopped(app_run *r, double seconds)
 {
     char text[32];
+    vae_status s = VAE_OK;
     snprintf(text, sizeof text, "%.17g", seconds);
     CALL(r, "model metadata", vae_model_set_metadata(r->model, "app.epoch_seconds", text));
-    CALL(r, "saving", vae_model_save(r->model, r->optimizer, app_out_path(r, "last.vae")));
+    if (r->rank == 0)
+        s = vae_model_save(r->model, r->optimizer, app_out_path(r, "last.vae"));
+    if (app_agree(r, s != VAE_OK ? app_fail(r, "saving", s) : 0))
+        return 1;
     return report_stop(r);
 }
 
@@ -364,6 +382,7 @@ typedef struct progress_state {
     double start;
     int batch_size;
     int first; /* batches of the epoch done before (by a stopped run) */
+    int show;  /* rank 0 draws the bar */
 } progress_state;
 
 static int on_batch(void *user, int batch, int batches, float loss)
@@ -371,9 +390,26 @@ static int on_batch(void *user, int batch, int batches, float loss)
     progress_state *p = user;
     double elapsed = ex_now() - p->start;
     (void)batches;
-    ex_progress_update(&p->bar, batch, loss,
-                       elapsed > 0 ? (batch - p->first) * (double)p->batch_size / elapsed : 0);
+    if (p->show)
+        ex_progress_update(&p->bar, batch, loss,
+                           elapsed > 0 ? (batch - p->first) * (double)p->batch_size / elapsed : 0);
     return stop_signal != 0;
+}
+
+/* Rank 0's part of an epoch's end: the line, metrics.csv, last.vae and,
+   for a better test loss, best.vae. */
+static int write_epoch(app_run *r, int epoch, double seconds, double ips, double train_loss,
+                       double test_loss)
+{
+    printf("epoch %d/%d  %.2f s  %.0f images/s  train %.3f  test %.3f nats\n", epoch,
+           r->opt.epochs, seconds, ips, train_loss, test_loss);
+    fflush(stdout);
+    if (app_write_metrics(r))
+        return 1;
+    CALL(r, "saving", vae_model_save(r->model, r->optimizer, app_out_path(r, "last.vae")));
+    if (test_loss < r->best_test)
+        CALL(r, "saving", vae_model_save(r->model, NULL, app_out_path(r, "best.vae")));
+    return 0;
 }
 
 /* Evaluation, the history, metrics.csv, the last model, the best model
@@ -390,19 +426,16 @@ static int end_epoch(app_run *r, int epoch, double seconds, double train_loss)
         return 1;
     if (!fixed_beta(r))
         CALL(r, "history", vae_model_history_set(r->model, epoch, "beta", vae_model_beta(r->model)));
-    printf("epoch %d/%d  %.2f s  %.0f images/s  train %.3f  test %.3f nats\n", epoch,
-           r->opt.epochs, seconds, ips, train_loss, test_loss);
-    fflush(stdout);
-    if (app_write_metrics(r))
+    if (app_agree(r, r->rank == 0 ? write_epoch(r, epoch, seconds, ips, train_loss, test_loss)
+                                  : 0))
         return 1;
-    CALL(r, "saving", vae_model_save(r->model, r->optimizer, app_out_path(r, "last.vae")));
+    /* the test loss is the same on every rank, and so the best epoch */
     if (test_loss < r->best_test) {
         r->best_test = test_loss;
         r->best_epoch = epoch;
-        CALL(r, "saving", vae_model_save(r->model, NULL, app_out_path(r, "best.vae")));
     }
     snprintf(file, sizeof file, "reconstructions_epoch%03d.png", epoch);
-    return r->app->recon_every_epoch ? app_draw_reconstructions(r, file) : 0;
+    return r->app->recon_every_epoch && r->rank == 0 ? app_draw_reconstructions(r, file) : 0;
 }
 
 /* Seconds a stopped run spent on the epoch under way. */
@@ -418,17 +451,20 @@ static int train_epoch(app_run *r, int epoch)
 {
     const ex_options *o = &r->opt;
     int batches = (int)((vae_dataset_count(r->train) + o->batch - 1) / o->batch);
-    progress_state p = {.batch_size = o->batch, .first = vae_model_epoch_position(r->model)};
+    progress_state p = {.batch_size = o->batch, .first = vae_model_epoch_position(r->model),
+                        .show = r->rank == 0};
     double obj, train_loss, seconds = seconds_before(r);
     vae_status s;
     if (!fixed_beta(r))
         CALL(r, "--beta", vae_model_set_beta(r->model, epoch_beta(r, epoch)));
-    ex_progress_begin(&p.bar, epoch, o->epochs, batches);
+    if (p.show)
+        ex_progress_begin(&p.bar, epoch, o->epochs, batches);
     p.start = ex_now();
     s = vae_model_train_epoch(r->model, r->optimizer, r->train, o->batch, on_batch, &p, &obj,
                               &train_loss);
     seconds += ex_now() - p.start;
-    ex_progress_end(&p.bar);
+    if (p.show)
+        ex_progress_end(&p.bar);
     if (s == VAE_ERR_STOPPED)
         return save_stopped(r, seconds);
     if (s != VAE_OK)
@@ -463,7 +499,7 @@ static int early_stopped(const app_run *r, int done)
 static int end_early_stop(app_run *r, int stopped)
 {
     int done = vae_model_epoch(r->model);
-    if (r->opt.early_stop <= 0 || r->best_epoch == 0)
+    if (r->opt.early_stop <= 0 || r->best_epoch == 0 || r->rank > 0)
         return 0;
     if (stopped)
         printf("early stop after epoch %d of %d: no better test loss in %d epoch%s; "
@@ -485,8 +521,10 @@ static int end_early_stop(app_run *r, int stopped)
 static int train(app_run *r)
 {
     int stopped = 0;
-    app_find_best(r);
-    if (app_save_settings(r, r->opt.resume == NULL) || app_write_metrics(r))
+    if (r->rank == 0)
+        app_find_best(r);
+    if (app_share_best(r) || app_save_settings(r, r->opt.resume == NULL) ||
+        app_agree(r, r->rank == 0 ? app_write_metrics(r) : 0))
         return 1;
     catch_stop_signals();
     for (int epoch = vae_model_epoch(r->model) + 1; epoch <= r->opt.epochs; epoch++) {
@@ -498,7 +536,7 @@ static int train(app_run *r)
         rc = train_epoch(r, epoch);
         /* a signal during the evaluation or saving; after the last epoch
            it is the end of training that stops (see run_app) */
-        if (rc == 0 && stop_signal && epoch < r->opt.epochs)
+        if (rc == 0 && app_agree_stop(r, stop_signal) && epoch < r->opt.epochs)
             rc = report_stop(r);
         if (rc != 0)
             return rc;
@@ -510,15 +548,16 @@ static int train(app_run *r)
 
 typedef struct eval_progress {
     double start, last_print;
+    int show, ranks;
 } eval_progress;
 
 static int on_eval_batch(void *user, int done, int count, float nll)
 {
     eval_progress *p = user;
     double now = ex_now();
-    if (now - p->last_print >= 10.0 || done == count) {
-        fprintf(stderr, "  %d/%d test images, -log p(x) %.3f nats so far, %.0f s\n", done, count,
-                (double)nll, now - p->start);
+    if (p->show && (now - p->last_print >= 10.0 || done == count)) {
+        fprintf(stderr, "  %d/%d test images%s, -log p(x) %.3f nats so far, %.0f s\n", done,
+                count, p->ranks > 1 ? " of rank 0's share" : "", (double)nll, now - p->start);
         p->last_print = now;
     }
     return stop_signal != 0;
@@ -529,20 +568,24 @@ static int on_eval_batch(void *user, int done, int count, float nll)
 static int evaluate_iw(app_run *r)
 {
     const ex_options *o = &r->opt;
-    eval_progress p = {.start = ex_now(), .last_print = ex_now()};
+    eval_progress p = {.start = ex_now(), .last_print = ex_now(), .show = r->rank == 0,
+                       .ranks = r->ranks};
     double log_px;
     vae_status s;
     FILE *f;
     if (o->eval_limit > 0 && o->eval_limit < vae_dataset_count(r->test))
         CALL(r, "--eval-limit", vae_dataset_truncate(r->test, o->eval_limit));
-    printf("importance-weighted log p(x): %lld test images, %d samples each\n",
-           (long long)vae_dataset_count(r->test), o->eval_iw);
+    if (r->rank == 0)
+        printf("importance-weighted log p(x): %lld test images, %d samples each\n",
+               (long long)vae_dataset_count(r->test), o->eval_iw);
     fflush(stdout);
     s = vae_model_log_likelihood(r->model, r->test, o->eval_iw, o->seed, on_eval_batch, &p,
                                  &log_px, NULL);
-    if (s == VAE_ERR_STOPPED && stop_signal)
+    if (app_agree_stop(r, stop_signal) && s != VAE_OK)
         return 0;
     CALL(r, "--eval-iw", s);
+    if (r->rank > 0)
+        return 0;
     printf("log p(x) >= %.3f nats per image (k = %d), %.4f bits per dimension, %.0f s\n", log_px,
            o->eval_iw, app_bits_per_dim(r, -log_px), ex_now() - p.start);
     if (!(f = fopen(app_out_path(r, "eval.csv"), "w"))) {
@@ -652,39 +695,57 @@ static int print_summary(const app_run *r)
     return s != VAE_OK ? app_fail(r, "model summary", s) : 0;
 }
 
-static int run_app(app_run *r)
+/* The data, the model and its memory, on every rank (a rank that cannot
+   read its data stops them all). */
+static int set_up(app_run *r)
 {
     int rc;
-    if ((rc = check_flags(r)) != 0)
-        return rc;
-    if (ex_mkdir_p(r->opt.out_dir) != 0)
+    /* rank 0 writes --out: a folder it cannot make stops the run now */
+    if (r->rank == 0 && ex_mkdir_p(r->opt.out_dir) != 0)
         return 1;
     if ((rc = prepare(r)) != 0)
         return rc;
     CALL(r, "threads", vae_model_set_threads(r->model, r->opt.threads));
+    CALL(r, "ranks", vae_model_set_comm(r->model, r->comm));
     if (r->opt.n_decode > 0)
-        return decode_point(r);
+        return 0;
     clamp_batch(r);
-    if (plan_memory(r))
-        return 1;
-    printf("%s: %lld training images of %dx%dx%d, %lld parameters, %d threads, %s\n", r->app->name,
-           (long long)vae_dataset_count(r->train), r->channels, r->height, r->width,
-           (long long)vae_model_param_count(r->model), r->opt.threads, vae_blas_info());
-    if (!r->opt.quiet && print_summary(r))
-        return 1;
-    fflush(stdout); /* before the progress lines on stderr, when both go to one file */
+    return plan_memory(r);
+}
+
+static int run_app(app_run *r)
+{
+    char ranks[64];
+    int rc;
+    if ((rc = check_flags(r)) != 0)
+        return rc;
+    if ((rc = app_agree(r, set_up(r))) != 0)
+        return rc;
+    if (r->opt.n_decode > 0)
+        return r->rank == 0 ? decode_point(r) : 0;
+    app_describe_ranks(r, ranks, sizeof ranks);
+    if (r->rank == 0) {
+        printf("%s: %lld training images of %dx%dx%d, %lld parameters, %s, %s\n", r->app->name,
+               (long long)vae_dataset_count(r->train), r->channels, r->height, r->width,
+               (long long)vae_model_param_count(r->model), ranks, vae_blas_info());
+        if (!r->opt.quiet && print_summary(r))
+            return 1;
+        fflush(stdout); /* before the progress lines on stderr, when both go to one file */
+    }
     if ((!r->opt.load || r->opt.n_freeze > 0) &&
         ((rc = configure_training(r)) != 0 || (rc = train(r)) != 0))
         return rc;
-    rc = app_draw_all(r);
+    rc = r->rank == 0 ? app_draw_all(r) : 0;
     if (r->opt.eval_iw > 0 && !stop_signal)
         rc |= evaluate_iw(r);
     if (stop_signal) {
-        fprintf(stderr, "%s: %s: stopped after training; pictures or eval.csv may be missing\n",
-                r->app->name, signal_name());
+        if (r->rank == 0)
+            fprintf(stderr, "%s: %s: stopped after training; pictures or eval.csv may be "
+                    "missing\n", r->app->name, signal_name());
         return 128 + stop_signal;
     }
-    printf("pictures and metrics are in %s/\n", r->opt.out_dir);
+    if (r->rank == 0)
+        printf("pictures and metrics are in %s/\n", r->opt.out_dir);
     return rc;
 }
 
@@ -693,6 +754,9 @@ int app_main(int argc, char **argv, const app *a)
     app_run r = {.app = a, .opt = a->defaults, .best_test = INFINITY};
     int rc;
     ex_reexec_for_blas(argc, argv, vae_blas_env_hint());
+    /* after the re-execution, which must not find MPI initialised */
+    if ((rc = app_ranks_start(&r, &argc, &argv)) != 0)
+        return rc;
     r.opt.description = a->description;
     {
         /* the program's KL weight, as the decimal it is written as */
@@ -701,16 +765,19 @@ int app_main(int argc, char **argv, const app *a)
         r.opt.beta = strtod(text, NULL);
     }
     rc = ex_parse_args(argc, argv, &r.opt);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    if (r.opt.epochs > MAX_EPOCHS) {
+    if (rc) {
+        rc = rc == 1 ? 0 : 2;
+    } else if (r.opt.epochs > MAX_EPOCHS) {
         fprintf(stderr, "%s: --epochs: at most %d\n", a->name, MAX_EPOCHS);
-        return 2;
+        rc = 2;
+    } else {
+        app_ranks_apply(&r);
+        rc = run_app(&r);
     }
-    rc = run_app(&r);
     vae_optimizer_free(r.optimizer);
     vae_model_free(r.model);
     vae_dataset_free(r.train);
     vae_dataset_free(r.test);
+    app_ranks_end(&r);
     return rc;
 }

@@ -125,11 +125,11 @@ extern "C" {
 #endif
 
 #define VAE_VERSION_MAJOR 0
-#define VAE_VERSION_MINOR 3
+#define VAE_VERSION_MINOR 4
 #define VAE_VERSION_PATCH 0
-#define VAE_VERSION_STRING "0.3.0"
+#define VAE_VERSION_STRING "0.4.0"
 /* major * 10000 + minor * 100 + patch */
-#define VAE_VERSION_NUMBER 300
+#define VAE_VERSION_NUMBER 400
 /* Largest number of per-row dimensions of a node. */
 #define VAE_MAX_ROW_DIMS 3
 
@@ -149,7 +149,9 @@ typedef enum vae_status {
     VAE_ERR_UNSUPPORTED = 8, /* valid, but not supported by this build */
     VAE_ERR_STOPPED = 9,     /* a callback asked to stop */
     VAE_ERR_CHECKSUM = 10,   /* a file's checksum does not match its data */
-    VAE_ERR_THREAD = 11      /* a worker thread could not be started */
+    VAE_ERR_THREAD = 11,     /* a worker thread could not be started */
+    VAE_ERR_COMM = 12        /* a collective operation failed, another rank
+                                failed, or the ranks disagree (since 0.4) */
 } vae_status;
 
 /* Activations for layers. */
@@ -846,6 +848,93 @@ VAE_API vae_status vae_model_load(vae_model **out, const char *path);
    whose optimizer has not been taken by vae_optimizer_restore yet; 0 if m
    is NULL. */
 VAE_API int vae_model_has_training_state(const vae_model *m);
+
+/* ---- Training across processes (since 0.4) ----
+ * A communicator lets N processes ("ranks", on one machine or several)
+ * train one model data-parallel, as one process would: the host plugs in
+ * its collective operations (MPI through libvae_mpi, see vae_mpi.h and
+ * docs/DISTRIBUTED.md, or any other engine) as callbacks, and sets the
+ * communicator on a model with vae_model_set_comm.
+ *
+ * With a communicator of more than one rank set, these calls are
+ * collective: vae_model_train_step, vae_model_train_epoch,
+ * vae_model_evaluate, vae_model_evaluate_terms, vae_model_log_likelihood
+ * and vae_model_comm_check.  Every rank must make the same collective
+ * calls, in the same order, with the same arguments (the same batch, data
+ * set contents, samples and seed).  Each rank computes its share of every
+ * batch (rows [rows * rank / size, rows * (rank + 1) / size) of it, then
+ * split between its threads) with the noise one process would draw for
+ * those rows, and the ranks sum gradients and results, so N ranks train
+ * the same model as one process up to the order of floating-point sums.
+ * A call that fails on one rank fails on every rank at the same point:
+ * there with its own status, elsewhere with VAE_ERR_COMM ("rank 1 of 4
+ * failed"); none is left waiting.  Every other call (encode, decode,
+ * save, ...) is local to the rank that makes it.
+ *
+ * The callbacks are called from the thread that makes the collective
+ * call, never from worker threads, and return 0 on success and non-zero
+ * on failure (the library then fails with VAE_ERR_COMM). */
+typedef struct vae_comm vae_comm;
+
+/* Element types of vae_comm_sum_fn. */
+typedef enum vae_comm_type {
+    VAE_COMM_FLOAT32 = 0, /* float */
+    VAE_COMM_FLOAT64 = 1  /* double */
+} vae_comm_type;
+
+/* Replaces data[0 .. count) on every rank by its sum over all ranks.
+   Every rank must receive the same bits (MPI_Allreduce does). */
+typedef int (*vae_comm_sum_fn)(void *user, void *data, int64_t count, vae_comm_type type);
+/* Copies `bytes` bytes of data on rank `root` into data on every rank. */
+typedef int (*vae_comm_broadcast_fn)(void *user, void *data, int64_t bytes, int root);
+
+/* A communicator for rank `rank` of `size` ranks (0 <= rank < size),
+   without operations yet.  Returns VAE_OK; VAE_ERR_ARGUMENT if out is
+   NULL or rank and size do not fit; VAE_ERR_NO_MEMORY. */
+VAE_API vae_status vae_comm_create(vae_comm **out, int rank, int size);
+/* Frees the communicator (not the host's engine behind it); the models
+   using it must be freed or detached (vae_model_set_comm(m, NULL)) first. */
+VAE_API void vae_comm_free(vae_comm *c);
+/* Set the operations, each with the pointer passed back to it as `user`.
+   Both are needed before a communicator of more than one rank is used.
+   Return VAE_OK; VAE_ERR_ARGUMENT if c or fn is NULL. */
+VAE_API vae_status vae_comm_set_sum(vae_comm *c, vae_comm_sum_fn fn, void *user);
+VAE_API vae_status vae_comm_set_broadcast(vae_comm *c, vae_comm_broadcast_fn fn, void *user);
+/* The rank and the number of ranks; 0 and 1 for NULL. */
+VAE_API int vae_comm_rank(const vae_comm *c);
+VAE_API int vae_comm_size(const vae_comm *c);
+/* Agreement, for a host's own steps that may fail on one rank (reading a
+   file, saving on rank 0): every rank passes its status and gets VAE_OK if
+   every rank passed VAE_OK, its own status if it failed (the message
+   kept), and VAE_ERR_COMM otherwise, naming the rank that failed.
+   Collective.  Returns also VAE_ERR_ARGUMENT for a NULL c and VAE_ERR_COMM
+   if the sum callback fails or is not set. */
+VAE_API vae_status vae_comm_agree(vae_comm *c, vae_status local);
+/* Copies `bytes` bytes from rank root's data to every rank's, through the
+   broadcast callback.  Collective.  Returns VAE_OK; VAE_ERR_ARGUMENT for a
+   NULL c or data, a negative size or a root out of range; VAE_ERR_COMM if
+   the callback fails or is not set. */
+VAE_API vae_status vae_comm_broadcast(vae_comm *c, void *data, int64_t bytes, int root);
+
+/* Makes the model's training and evaluation collective over c (see
+   above); NULL makes them local again.  c is borrowed: it must outlive its
+   use by the model.  Not collective itself.  Returns VAE_OK;
+   VAE_ERR_ARGUMENT if m is NULL or c lacks an operation; VAE_ERR_STATE
+   for a clone. */
+VAE_API vae_status vae_model_set_comm(vae_model *m, vae_comm *c);
+/* The communicator set on m, or NULL. */
+VAE_API vae_comm *vae_model_comm(const vae_model *m);
+/* A 64-bit checksum of the model's weights (their bytes, in order):
+   equal on two ranks when their weights are identical bit for bit.
+   Returns 0 for a NULL model. */
+VAE_API uint64_t vae_model_checksum(const vae_model *m);
+/* Checks that every rank holds the same weights, training position and,
+   if opt is not NULL, optimizer state, bit for bit.  Collective; with no
+   communicator it only returns VAE_OK.  vae_model_train_epoch makes this
+   check when it starts and after it ends.  Returns VAE_OK; VAE_ERR_ARGUMENT
+   if m is NULL or opt belongs to another model; VAE_ERR_COMM if the ranks
+   differ (the message says in what) or a callback fails. */
+VAE_API vae_status vae_model_comm_check(vae_model *m, const vae_optimizer *opt);
 
 /* ---- Parameters by name and a summary (since 0.3) ---- */
 /* Copies the parameter node called `name` (count = its size) to dst, or

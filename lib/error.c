@@ -23,6 +23,7 @@ static const char *const status_names[] = {
     [VAE_ERR_STOPPED] = "stopped by callback",
     [VAE_ERR_CHECKSUM] = "checksum mismatch",
     [VAE_ERR_THREAD] = "could not start a thread",
+    [VAE_ERR_COMM] = "a collective operation failed or the ranks disagree",
 };
 
 VAE_API const char *vae_strerror(vae_status status)

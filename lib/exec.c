@@ -394,25 +394,32 @@ void vae__clear_gradients(vae_model *m)
             memset(m->workers[t].c.param_grad, 0, (size_t)m->g->n_params * sizeof(float));
 }
 
-void vae__split_rows(vae_model *m, int rows, int single)
+void vae__split_rows(vae_model *m, int lo, int hi, int total, int single)
 {
+    int rows = hi - lo;
     for (int t = 0; t < m->threads; t++) {
         worker *w = &m->workers[t];
         int parts = single ? 1 : m->threads;
-        w->lo = t >= parts ? rows : (int)((int64_t)rows * t / parts);
-        w->hi = t >= parts ? rows : (int)((int64_t)rows * (t + 1) / parts);
+        w->lo = lo + (t >= parts ? rows : (int)((int64_t)rows * t / parts));
+        w->hi = lo + (t >= parts ? rows : (int)((int64_t)rows * (t + 1) / parts));
         w->c.rows = w->hi - w->lo;
-        w->c.total_rows = rows;
+        w->c.total_rows = total;
     }
 }
 
+/* Each node's draws are one sequence over the whole batch, row after row,
+   and every worker takes its rows' part of it: the draws of a row depend
+   on neither the thread count nor the ranks that share the batch. */
 void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng)
 {
+    int total = m->workers[0].c.total_rows;
     for (int k = 0; k < p->n_noise; k++) {
         int id = p->noise[k];
+        int64_t size = m->g->nodes[id].size;
         for (int t = 0; t < m->threads; t++)
-            vae__rng_normal(rng, m->workers[t].c.val[id],
-                            (int64_t)m->workers[t].c.rows * m->g->nodes[id].size);
+            vae__rng_normal_at(rng, m->workers[t].c.val[id], m->workers[t].lo * size,
+                               (int64_t)m->workers[t].c.rows * size);
+        vae__rng_skip_normals(rng, total * size);
     }
 }
 

@@ -66,6 +66,12 @@ uint64_t vae__rng_u64(vae_rng *r);
 double vae__rng_uniform(vae_rng *r);
 /* Fills out with N(0, 1) draws (Box-Muller in double). */
 void vae__rng_normal(vae_rng *r, float *out, int64_t n);
+/* Normals start .. start+n-1 of what vae__rng_normal would draw from r,
+   leaving r as it was: a part of a batch draws what the whole would. */
+void vae__rng_normal_at(const vae_rng *r, float *out, int64_t start, int64_t n);
+/* Advances r past n normals (a pair's worth for an odd n, as
+   vae__rng_normal does). */
+void vae__rng_skip_normals(vae_rng *r, int64_t n);
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 void vae__rng_permutation(vae_rng *r, int64_t *perm, int64_t n);
 

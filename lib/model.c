@@ -206,7 +206,7 @@ static vae_status run_chunks(vae_model *m, int which, const float *in, int64_t n
         batch_job job = {.m = m, .p = p, .rows = rows, .feed = in + first * in_size,
                          .out_node = {node0, node1},
                          .out = {out0 ? out0 + first * size0 : NULL, out1 ? out1 + first * size1 : NULL}};
-        vae__split_rows(m, rows, 0);
+        vae__split_rows(m, 0, rows, rows, 0);
         vae__run_batch(&job);
     }
     return VAE_OK;

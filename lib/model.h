@@ -120,6 +120,8 @@ struct vae_model {
     int param_max_known;
     int64_t *perm;     /* the current epoch's order */
     int64_t perm_count;
+    vae_comm *comm;    /* borrowed; training and evaluation are collective
+                          over it when it has more than one rank */
 };
 
 /* The node of the reconstruction term (BCE or Gaussian), which tells how
@@ -150,10 +152,12 @@ void vae__forward(const vae_model *m, const plan *p, exec_ctx *c);
 void vae__backward(const vae_model *m, const plan *p, exec_ctx *c);
 void vae__clear_gradients(vae_model *m);
 
-/* Splits `rows` between the workers (or, if single, gives them all to the
-   first) and fills every noise node of plan p
-   from rng, node by node, so the draws do not depend on the thread count. */
-void vae__split_rows(vae_model *m, int rows, int single);
+/* Splits rows lo .. hi-1 of a batch of `total` rows between the workers
+   (or, if single, gives them all to the first); fill_noise then fills
+   every noise node of plan p with the draws from rng that those rows
+   would get in the whole batch, so the draws depend on neither the thread
+   count nor the ranks sharing the batch. */
+void vae__split_rows(vae_model *m, int lo, int hi, int total, int single);
 void vae__fill_noise(vae_model *m, const plan *p, vae_rng *rng);
 /* Sets the noise nodes of plan p to zero for every planned row. */
 void vae__zero_noise(vae_model *m, const plan *p);
@@ -179,6 +183,24 @@ void vae__run_batch(batch_job *job);
 
 /* Stream ids for vae__rng_seed3: what the noise of a call is drawn from. */
 enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT = 4 };
+
+/* comm.c: the collectives every rank enters the same number of times */
+int vae__comm_active(const vae_comm *c); /* more than one rank */
+/* This rank's rows [lo, hi) of `rows` (all of them without a comm). */
+void vae__comm_share(const vae_comm *c, int64_t rows, int64_t *lo, int64_t *hi);
+vae_status vae__comm_sum_floats(const vae_comm *c, float *data, int64_t count);
+vae_status vae__comm_sum_doubles(const vae_comm *c, double *data, int64_t count);
+/* Agrees on the ranks' statuses and sums extra[0 .. n_extra) (at most 16)
+   in the same call: VAE_OK if every rank passed VAE_OK, else local's status
+   on a failed rank and VAE_ERR_COMM elsewhere ("rank 1 of 2 failed").
+   With one rank, returns local. */
+vae_status vae__comm_agree_with(const vae_comm *c, vae_status local, double *extra, int n_extra,
+                                const char *what);
+/* Agrees on local as vae__comm_agree_with and then fails with VAE_ERR_COMM
+   unless the weights, training position and (if opt) optimizer state are
+   those of rank 0, bit for bit. */
+vae_status vae__comm_check_same(vae_model *m, const vae_optimizer *opt, vae_status local,
+                                const char *what);
 
 /* Fails unless data is a data set of the model's input rows (evaluate.c). */
 vae_status vae__check_data(const vae_model *m, const vae_dataset *data, const char *what);

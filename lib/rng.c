@@ -47,17 +47,43 @@ uint64_t vae__rng_u64(vae_rng *r)
 
 double vae__rng_uniform(vae_rng *r) { return (double)(vae__rng_u64(r) >> 11) * 0x1.0p-53; }
 
-void vae__rng_normal(vae_rng *r, float *out, int64_t n)
+/* Box-Muller: two uniforms make two normals. */
+static void normal_pair(vae_rng *r, float *a, float *b)
 {
     const double two_pi = 6.283185307179586;
-    for (int64_t i = 0; i < n; i += 2) {
-        double u1 = 1.0 - vae__rng_uniform(r); /* (0, 1]: log is finite */
-        double u2 = vae__rng_uniform(r);
-        double radius = sqrt(-2.0 * log(u1));
-        out[i] = (float)(radius * cos(two_pi * u2));
-        if (i + 1 < n)
-            out[i + 1] = (float)(radius * sin(two_pi * u2));
+    double u1 = 1.0 - vae__rng_uniform(r); /* (0, 1]: log is finite */
+    double u2 = vae__rng_uniform(r);
+    double radius = sqrt(-2.0 * log(u1));
+    *a = (float)(radius * cos(two_pi * u2));
+    *b = (float)(radius * sin(two_pi * u2));
+}
+
+void vae__rng_normal(vae_rng *r, float *out, int64_t n)
+{
+    float spare;
+    for (int64_t i = 0; i < n; i += 2)
+        normal_pair(r, &out[i], i + 1 < n ? &out[i + 1] : &spare);
+}
+
+void vae__rng_normal_at(const vae_rng *r, float *out, int64_t start, int64_t n)
+{
+    vae_rng g = *r;
+    float first, spare;
+    int64_t i = 0;
+    for (int64_t k = 0; k < start / 2 * 2; k++) /* a pair takes two draws */
+        vae__rng_u64(&g);
+    if (n > 0 && (start & 1)) {
+        normal_pair(&g, &spare, &first);
+        out[i++] = first;
     }
+    for (; i < n; i += 2)
+        normal_pair(&g, &out[i], i + 1 < n ? &out[i + 1] : &spare);
+}
+
+void vae__rng_skip_normals(vae_rng *r, int64_t n)
+{
+    for (int64_t k = 0; k < (n + 1) / 2 * 2; k++)
+        vae__rng_u64(r);
 }
 
 void vae__rng_permutation(vae_rng *r, int64_t *perm, int64_t n)

@@ -62,13 +62,11 @@ static void each_live(update_job *job, int t, void (*fn)(update_job *, int, int6
            m->live[2 * r + 1] < hi ? m->live[2 * r + 1] : hi);
 }
 
-/* Sums the workers' gradients into worker 0's over [lo, hi), and the
-   squares of the sum. */
-VAE_HOT static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
+/* Sums the workers' gradients into worker 0's over [lo, hi). */
+VAE_HOT static void sum_workers(update_job *job, int64_t lo, int64_t hi)
 {
     vae_model *m = job->m;
     float *total = m->workers[0].c.param_grad;
-    double s = 0.0;
     for (int k = 1; k < m->threads && !job->single; k++) {
         float *part = m->workers[k].c.param_grad;
         for (int64_t i = lo; i < hi; i++) {
@@ -76,6 +74,12 @@ VAE_HOT static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
             part[i] = 0.0f;
         }
     }
+}
+
+/* The sum of squares of worker 0's gradient over [lo, hi). */
+VAE_HOT static double sum_squares(const float *g, int64_t lo, int64_t hi)
+{
+    double s = 0.0;
     /* float sums of short blocks keep the pass as fast as memory, double
        between blocks keeps millions of terms accurate */
     for (int64_t b = lo; b < hi; b += 1024) {
@@ -83,14 +87,22 @@ VAE_HOT static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
         float block = 0.0f;
 #pragma omp simd reduction(+ : block)
         for (int64_t i = b; i < end; i++)
-            block += total[i] * total[i];
+            block += g[i] * g[i];
         if (!isfinite(block)) /* huge but finite gradients: redo in double */
             for (int64_t i = b; i < end; i++)
-                s += (double)total[i] * total[i];
+                s += (double)g[i] * g[i];
         else
             s += block;
     }
-    job->sumsq[t] += s;
+    return s;
+}
+
+/* One pass when the process holds the whole batch: the sum over workers
+   and its squares while the range is in cache. */
+static void reduce_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
+    sum_workers(job, lo, hi);
+    job->sumsq[t] += sum_squares(job->m->workers[0].c.param_grad, lo, hi);
 }
 
 static void reduce_slice(void *arg, int t)
@@ -98,6 +110,49 @@ static void reduce_slice(void *arg, int t)
     update_job *job = arg;
     job->sumsq[t] = 0.0;
     each_live(job, t, reduce_range);
+}
+
+/* With ranks, the squares wait for the sum over ranks in between. */
+static void sum_workers_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
+    (void)t;
+    sum_workers(job, lo, hi);
+}
+
+static void squares_range(update_job *job, int t, int64_t lo, int64_t hi)
+{
+    job->sumsq[t] += sum_squares(job->m->workers[0].c.param_grad, lo, hi);
+}
+
+static void sum_workers_slice(void *arg, int t) { each_live(arg, t, sum_workers_range); }
+
+static void squares_slice(void *arg, int t)
+{
+    update_job *job = arg;
+    job->sumsq[t] = 0.0;
+    each_live(job, t, squares_range);
+}
+
+/* Sums the gradient over workers (and ranks); returns its norm. */
+static vae_status reduce_gradient(vae_model *m, update_job *up, double *norm)
+{
+    double sumsq = 0.0;
+    if (!vae__comm_active(m->comm)) {
+        vae__pool_run(m->pool, reduce_slice, up);
+    } else {
+        vae_status s;
+        vae__pool_run(m->pool, sum_workers_slice, up);
+        s = vae__comm_sum_floats(m->comm, m->workers[0].c.param_grad, m->g->n_params);
+        if (s != VAE_OK) {
+            vae__clear_gradients(m);
+            return s;
+        }
+        vae__pool_run(m->pool, squares_slice, up);
+    }
+    for (int t = 0; t < m->threads; t++)
+        sumsq += up->sumsq[t];
+    *norm = sqrt(sumsq);
+    return VAE_OK;
 }
 
 static void update_range(update_job *job, int t, int64_t lo, int64_t hi)
@@ -159,55 +214,79 @@ static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, doubl
     return VAE_OK;
 }
 
-/* Forward, backward and update on one batch whose rows come from job;
-   terms (if not NULL) gets the batch's sums of the reconstruction and KL
-   terms. */
-static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, double *objective,
-                       double *nelbo, double terms[2])
+/* A step's sums over its rows, and over the ranks once they agree. */
+enum { SUM_OBJECTIVE, SUM_NELBO, SUM_RECON, SUM_KL, SUM_STOP, SUM_COUNT };
+
+/* Forward and backward on this rank's share of the batch, then the ranks
+   agree on their statuses (local: a check that failed here; stop: a stop
+   asked for after the previous batch) and sum the results. */
+static vae_status forward_backward(vae_model *m, batch_job *job, vae_status local, int stop,
+                                   double sums[SUM_COUNT], const char *what)
+{
+    int64_t lo, hi;
+    vae_rng rng;
+    memset(sums, 0, SUM_COUNT * sizeof *sums);
+    if (local == VAE_OK) {
+        vae__comm_share(m->comm, job->rows, &lo, &hi);
+        job->single = m->threads > 1 && !m->has_conv && hi - lo <= m->slice_rows &&
+                      hi - lo < SPLIT_BATCH_MIN_ROWS * m->threads;
+        vae__split_rows(m, (int)lo, (int)hi, job->rows, job->single);
+        vae__rng_seed3(&rng, m->g->seed, STREAM_TRAIN, (uint64_t)m->train.steps);
+        vae__fill_noise(m, job->p, &rng);
+        vae__run_batch(job);
+        for (int t = 0; t < m->threads; t++) {
+            sums[SUM_OBJECTIVE] += m->workers[t].objective;
+            sums[SUM_NELBO] += m->workers[t].nelbo_sum;
+            sums[SUM_RECON] += m->workers[t].recon_sum;
+            sums[SUM_KL] += m->workers[t].kl_sum;
+        }
+        sums[SUM_STOP] = stop;
+    }
+    if (vae__comm_active(m->comm))
+        local = vae__comm_agree_with(m->comm, local, sums, SUM_COUNT, what);
+    if (local == VAE_OK && sums[SUM_STOP] > 0.0)
+        local = vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback of %d of %d "
+                          "ranks after batch %d", what, (int)sums[SUM_STOP],
+                          vae_comm_size(m->comm), m->train.epoch_pos);
+    if (local != VAE_OK && m->workers)
+        vae__clear_gradients(m);
+    return local;
+}
+
+/* Forward, backward and update on one batch whose rows come from job (see
+   forward_backward for local and stop); terms (if not NULL) gets the
+   batch's sums of the reconstruction and KL terms. */
+static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, vae_status local,
+                       int stop, double *objective, double *nelbo, double terms[2])
 {
     update_job up = {.m = m, .opt = opt, .scale = 1.0f};
-    double obj = 0.0, nel = 0.0, rec = 0.0, kl = 0.0, sumsq = 0.0;
-    double clip = opt->settings[VAE_OPT_CLIP_NORM], norm;
-    vae_rng rng;
-    job->single = m->threads > 1 && !m->has_conv && job->rows <= m->slice_rows &&
-                  job->rows < SPLIT_BATCH_MIN_ROWS * m->threads;
-    up.single = job->single;
-    vae__split_rows(m, job->rows, job->single);
-    vae__rng_seed3(&rng, m->g->seed, STREAM_TRAIN, (uint64_t)m->train.steps);
-    vae__fill_noise(m, job->p, &rng);
-    vae__run_batch(job);
-    for (int t = 0; t < m->threads; t++) {
-        obj += m->workers[t].objective;
-        nel += m->workers[t].nelbo_sum;
-        rec += m->workers[t].recon_sum;
-        kl += m->workers[t].kl_sum;
-    }
-    nel /= job->rows;
-    if (!isfinite(obj) || !isfinite(nel)) {
+    double sums[SUM_COUNT], nel, clip, norm;
+    VAE_TRY(forward_backward(m, job, local, stop, sums, "training step"));
+    nel = sums[SUM_NELBO] / job->rows;
+    if (!isfinite(sums[SUM_OBJECTIVE]) || !isfinite(nel)) {
         vae__clear_gradients(m);
         return vae__fail(VAE_ERR_NOT_FINITE, "training loss is not finite (objective %g, -ELBO %g) "
-                         "at step %lld; the weights are those before this step", obj, nel,
-                         (long long)m->train.steps);
+                         "at step %lld; the weights are those before this step",
+                         sums[SUM_OBJECTIVE], nel, (long long)m->train.steps);
     }
-    vae__pool_run(m->pool, reduce_slice, &up);
-    for (int t = 0; t < m->threads; t++)
-        sumsq += up.sumsq[t];
-    norm = sqrt(sumsq);
+    up.single = job->single;
+    VAE_TRY(reduce_gradient(m, &up, &norm));
     if (!isfinite(norm)) {
         vae__clear_gradients(m);
         return vae__fail(VAE_ERR_NOT_FINITE, "gradient is not finite at step %lld; the weights "
                          "are those before this step", (long long)m->train.steps);
     }
+    clip = opt->settings[VAE_OPT_CLIP_NORM];
     if (clip > 0.0 && norm > clip)
         up.scale = (float)(clip / norm);
     VAE_TRY(update(m, opt, &up, norm * up.scale));
     m->train.steps++;
     if (terms) {
-        terms[0] = rec;
-        terms[1] = kl;
+        terms[0] = sums[SUM_RECON];
+        terms[1] = sums[SUM_KL];
     }
     if (objective)
-        *objective = obj;
+        *objective = sums[SUM_OBJECTIVE];
     if (nelbo)
         *nelbo = nel;
     return VAE_OK;
@@ -225,21 +304,34 @@ static vae_status check_training(vae_model *m, vae_optimizer *opt, const char *w
     return vae__model_ensure_planned(m, 1);
 }
 
+/* The checks of vae_model_train_step on this rank. */
+static vae_status check_step(vae_model *m, vae_optimizer *opt, const vae_tensor *x,
+                             int64_t *rows)
+{
+    const char *what = "vae_model_train_step";
+    VAE_TRY(check_training(m, opt, what));
+    VAE_TRY(vae__tensor_check_rows(x, what, vae_model_input_size(m), rows));
+    if (*rows > m->max_batch)
+        return vae__fail(VAE_ERR_SHAPE, "%s: %lld rows exceed the maximum batch %d", what,
+                         (long long)*rows, m->max_batch);
+    if (m->unit_inputs)
+        return vae__check_unit_range(NULL, x->data, x->count, what);
+    return VAE_OK;
+}
+
 VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const vae_tensor *x,
                                         double *objective, double *nelbo)
 {
-    int64_t rows;
+    int64_t rows = 0;
+    vae_status local = check_step(m, opt, x, &rows);
     batch_job job;
-    VAE_TRY(check_training(m, opt, "vae_model_train_step"));
-    VAE_TRY(vae__tensor_check_rows(x, "vae_model_train_step", vae_model_input_size(m), &rows));
-    if (rows > m->max_batch)
-        return vae__fail(VAE_ERR_SHAPE, "vae_model_train_step: %lld rows exceed the maximum batch %d",
-                         (long long)rows, m->max_batch);
-    if (m->unit_inputs)
-        VAE_TRY(vae__check_unit_range(NULL, x->data, x->count, "vae_model_train_step"));
-    job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows, .feed = x->data,
-                      .backward = 1, .out_node = {-1, -1}};
-    return step(m, opt, &job, objective, nelbo, NULL);
+    /* a rank that failed its checks still meets the others' agreement */
+    if (local != VAE_OK && !(m && vae__comm_active(m->comm)))
+        return local;
+    job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows,
+                      .feed = local == VAE_OK ? x->data : NULL, .backward = 1,
+                      .out_node = {-1, -1}};
+    return step(m, opt, &job, local, 0, objective, nelbo, NULL);
 }
 
 /* The epoch's order, made from the seed and the epoch number so that a
@@ -269,12 +361,11 @@ static int has_terms(const vae_model *m)
     return m->g->roles[VAE_ROLE_RECON] >= 0 && m->g->roles[VAE_ROLE_KL] >= 0;
 }
 
-VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
-                                         const vae_dataset *data, int batch,
-                                         vae_progress_fn progress, void *user, double *objective,
-                                         double *nelbo)
+/* The checks of vae_model_train_epoch on this rank, and what it prepares:
+   the history's row and the epoch's order. */
+static vae_status start_epoch(vae_model *m, vae_optimizer *opt, const vae_dataset *data,
+                              int batch, const char *what)
 {
-    const char *what = "vae_model_train_epoch";
     train_state *ts;
     int batches;
     VAE_TRY(check_training(m, opt, what));
@@ -296,7 +387,44 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
         return vae__fail(VAE_ERR_STATE, "%s: %d epochs done, the most a model records", what,
                          ts->epoch);
     VAE_TRY(vae__history_prepare(&m->hist, ts->epoch + 1, history_columns, has_terms(m) ? 4 : 2));
-    VAE_TRY(shuffle(m, data->count));
+    return shuffle(m, data->count);
+}
+
+/* Records the completed epoch's means and moves to the next epoch. */
+static void end_epoch(vae_model *m, double *objective, double *nelbo, const char *what)
+{
+    train_state *ts = &m->train;
+    double images = (double)ts->epoch_images;
+    double means[4] = {ts->epoch_objective / images, ts->epoch_nelbo / images,
+                       ts->epoch_recon / images, ts->epoch_kl / images};
+    /* prepared before the epoch, so these cannot fail */
+    for (int i = 0; i < (has_terms(m) ? 4 : 2); i++)
+        vae__history_set(&m->hist, ts->epoch + 1, history_columns[i], means[i], what);
+    if (objective)
+        *objective = means[0];
+    if (nelbo)
+        *nelbo = means[1];
+    ts->epoch++;
+    ts->epoch_pos = ts->batch = 0;
+    ts->epoch_objective = ts->epoch_nelbo = ts->epoch_recon = ts->epoch_kl = 0.0;
+    ts->epoch_images = 0;
+}
+
+VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
+                                         const vae_dataset *data, int batch,
+                                         vae_progress_fn progress, void *user, double *objective,
+                                         double *nelbo)
+{
+    const char *what = "vae_model_train_epoch";
+    vae_status local = start_epoch(m, opt, data, batch, what);
+    train_state *ts;
+    int batches, stop = 0;
+    if (!m)
+        return local;
+    /* the ranks start together from the same state, or not at all */
+    VAE_TRY(vae__comm_check_same(m, local == VAE_OK ? opt : NULL, local, what));
+    ts = &m->train;
+    batches = (int)((data->count + batch - 1) / batch);
     ts->batch = batch;
     for (int b = ts->epoch_pos; b < batches; b++) {
         int64_t first = (int64_t)b * batch;
@@ -304,32 +432,22 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
         batch_job job = {.m = m, .p = &m->plans[PLAN_TRAIN], .rows = rows, .data = data,
                          .index = m->perm + first, .backward = 1, .out_node = {-1, -1}};
         double obj, nel, terms[2];
-        VAE_TRY(step(m, opt, &job, &obj, &nel, terms));
+        VAE_TRY(step(m, opt, &job, VAE_OK, stop, &obj, &nel, terms));
         ts->epoch_objective += obj * rows;
         ts->epoch_nelbo += nel * rows;
         ts->epoch_recon += terms[0];
         ts->epoch_kl += terms[1];
         ts->epoch_images += rows;
         ts->epoch_pos = b + 1;
-        if (progress && progress(user, b + 1, batches, (float)obj) && b + 1 < batches)
-            return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after batch %d",
-                             what, b + 1);
+        if (progress && progress(user, b + 1, batches, (float)obj) && b + 1 < batches) {
+            /* with ranks, the others learn of it at the next step's agreement */
+            if (!vae__comm_active(m->comm))
+                return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after "
+                                 "batch %d", what, b + 1);
+            stop = 1;
+        }
     }
-    {
-        double images = (double)ts->epoch_images;
-        double means[4] = {ts->epoch_objective / images, ts->epoch_nelbo / images,
-                           ts->epoch_recon / images, ts->epoch_kl / images};
-        /* prepared before the epoch, so these cannot fail */
-        for (int i = 0; i < (has_terms(m) ? 4 : 2); i++)
-            vae__history_set(&m->hist, ts->epoch + 1, history_columns[i], means[i], what);
-        if (objective)
-            *objective = means[0];
-        if (nelbo)
-            *nelbo = means[1];
-    }
-    ts->epoch++;
-    ts->epoch_pos = ts->batch = 0;
-    ts->epoch_objective = ts->epoch_nelbo = ts->epoch_recon = ts->epoch_kl = 0.0;
-    ts->epoch_images = 0;
-    return VAE_OK;
+    end_epoch(m, objective, nelbo, what);
+    /* a drift between the ranks is an error, never a silent divergence */
+    return vae__comm_check_same(m, opt, VAE_OK, what);
 }

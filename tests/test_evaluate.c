@@ -260,7 +260,7 @@ START_TEST(test_shared_encoder_matches_rows)
                          .out_node = {p.m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
                          .out = {weights + first, NULL}};
         vae_rng rng;
-        vae__split_rows(p.m, rows, 0);
+        vae__split_rows(p.m, 0, rows, rows, 0);
         vae__rng_seed3(&rng, 5, STREAM_LOG_WEIGHT, (uint64_t)first);
         vae__fill_noise(p.m, job.p, &rng);
         vae__run_batch(&job);

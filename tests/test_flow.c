@@ -50,7 +50,7 @@ static double flow_forward(const flow_net *f, const float *x, const float *eps, 
 {
     exec_ctx *c = &f->m->workers[0].c;
     double log_det = 0.0;
-    vae__split_rows(f->m, 1, 0);
+    vae__split_rows(f->m, 0, 1, 1, 0);
     memcpy(c->val[f->x], x, IN * sizeof *x);
     memcpy(c->val[f->noise], eps, LATENT * sizeof *eps);
     vae__forward(f->m, &f->m->plans[PLAN_TRAIN], c);
@@ -547,7 +547,7 @@ START_TEST(test_reconstruct_through_flow)
     tu_random(vae_tensor_data(x), 6, 8, 0.0f, 1.0f);
     ck_assert_int_eq(vae_model_reconstruct(v.m, x, out), VAE_OK);
     /* the training forward with zero noise gives the same decoded mean */
-    vae__split_rows(v.m, 1, 0);
+    vae__split_rows(v.m, 0, 1, 1, 0);
     c = &v.m->workers[0].c;
     memcpy(c->val[v.x], vae_tensor_data(x), 6 * sizeof(float));
     memcpy(c->val[v.noise], eps0, sizeof eps0);

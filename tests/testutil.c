@@ -55,7 +55,7 @@ static double run(vae_model *m, const float *x, int rows, int backward)
     vae_rng rng;
     double obj = 0.0;
     ck_assert_int_le(rows, m->max_batch);
-    vae__split_rows(m, rows, 0);
+    vae__split_rows(m, 0, rows, rows, 0);
     vae__rng_seed(&rng, 7);
     vae__fill_noise(m, job.p, &rng);
     vae__run_batch(&job);
