@@ -15,19 +15,21 @@ import ctypes as _C
 from ._ffi import fn as _fn, path as library_path
 from ._bindings import LOG_FN as _LOG_FN
 from ._util import Tensor
+from .comm import Comm
 from .dataset import Dataset
-from .enums import (Activation, Likelihood, LogLevel, LrSchedule, MadeMask, NodeKind, Objective,
-                    OptimizerKind, OptimizerOption, Padding, Role, Status)
-from .errors import (ArgumentError, FileError, LibvaeError, NotFiniteError, OutOfMemoryError,
-                     ShapeError, StateError, StoppedError, ThreadError, UnsupportedError)
+from .enums import (Activation, CommType, Likelihood, LogLevel, LrSchedule, MadeMask, NodeKind,
+                    Objective, OptimizerKind, OptimizerOption, Padding, Role, Status)
+from .errors import (ArgumentError, CommError, FileError, LibvaeError, NotFiniteError,
+                     OutOfMemoryError, ShapeError, StateError, StoppedError, ThreadError,
+                     UnsupportedError)
 from .graph import Graph
 from .model import Model, Optimizer
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def version():
-    """The linked library's version string, e.g. "0.3.0"."""
+    """The linked library's version string, e.g. "0.4.0"."""
     return _fn.version_string().decode()
 
 

@@ -8,7 +8,7 @@ by tests/python/test_drift.py.  Type names:
   S       const char * / char *           VP   void *
   H       a handle (vae_model * etc.)     HP   a handle's address (vae_model **)
   IP I32P I64P FP DP SZP U8P              pointers to those types
-  PROGRESS LOG_FN                         the callback types
+  PROGRESS LOG_FN COMM_SUM COMM_BCAST     the callback types
 Enum arguments are I (an enum is an int at the ABI).
 """
 import ctypes as C
@@ -21,6 +21,9 @@ IP, I32P, I64P = C.POINTER(C.c_int), C.POINTER(C.c_int32), C.POINTER(C.c_int64)
 FP, DP, SZP, U8P = C.POINTER(C.c_float), C.POINTER(C.c_double), C.POINTER(C.c_size_t), C.POINTER(C.c_uint8)
 PROGRESS = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_int, C.c_int, C.c_float)
 LOG_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_char_p)
+# vae_comm_sum_fn(user, data, count, type) and vae_comm_broadcast_fn(user, data, bytes, root)
+COMM_SUM = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64, C.c_int)
+COMM_BCAST = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64, C.c_int)
 
 TABLE = {
     "vae_version_string": (S, []),
@@ -120,6 +123,18 @@ TABLE = {
     "vae_model_save": (STATUS, [H, H, S]),
     "vae_model_load": (STATUS, [HP, S]),
     "vae_model_has_training_state": (I, [H]),
+    "vae_comm_create": (STATUS, [HP, I, I]),
+    "vae_comm_free": (None, [H]),
+    "vae_comm_set_sum": (STATUS, [H, COMM_SUM, VP]),
+    "vae_comm_set_broadcast": (STATUS, [H, COMM_BCAST, VP]),
+    "vae_comm_rank": (I, [H]),
+    "vae_comm_size": (I, [H]),
+    "vae_comm_agree": (STATUS, [H, STATUS]),
+    "vae_comm_broadcast": (STATUS, [H, VP, I64, I]),
+    "vae_model_set_comm": (STATUS, [H, H]),
+    "vae_model_comm": (H, [H]),
+    "vae_model_checksum": (U64, [H]),
+    "vae_model_comm_check": (STATUS, [H, H]),
     "vae_model_param_get": (STATUS, [H, S, FP, I64]),
     "vae_model_param_set": (STATUS, [H, S, FP, I64]),
     "vae_model_summary": (STATUS, [H, S, SZ, SZP]),

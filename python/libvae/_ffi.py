@@ -4,7 +4,7 @@ Lookup order: the LIBVAE_LIBRARY environment variable (a path to the
 shared library); the lib/ directory of the prefix this package is installed
 in (<prefix>/lib/libvae.so.1, also lib/<multiarch>/, and sys.prefix's);
 then the dynamic loader (ctypes.util.find_library("vae"), "libvae.so.1").
-A library older than 0.3.0 is refused.
+A library older than 0.4.0 is refused.
 """
 import ctypes
 import ctypes.util
@@ -16,7 +16,7 @@ from pathlib import Path
 from . import _bindings as B
 from .errors import error_for
 
-MIN_VERSION = 300  # 0.3.0
+MIN_VERSION = 400  # 0.4.0 (the vae_comm_* functions)
 SONAME = "libvae.so.1"
 
 
@@ -83,7 +83,7 @@ lib.vae_last_error.argtypes = []
 lib.vae_version_number.restype = ctypes.c_int
 lib.vae_version_number.argtypes = []
 if lib.vae_version_number() < MIN_VERSION:
-    raise ImportError("libvae: %s is version %d, older than 0.3.0 (%d) that this package needs"
+    raise ImportError("libvae: %s is version %d, older than 0.4.0 (%d) that this package needs"
                       % (path, lib.vae_version_number(), MIN_VERSION))
 try:
     fn = type("Functions", (), _bind())  # fn.model_encode(...) is vae_model_encode

@@ -14,6 +14,7 @@ C_ENUMS = {
     "vae_role": ("Role", "VAE_ROLE_"), "vae_optimizer_kind": ("OptimizerKind", "VAE_OPTIMIZER_"),
     "vae_optimizer_option": ("OptimizerOption", "VAE_OPT_"), "vae_lr_schedule": ("LrSchedule", "VAE_LR_"),
     "vae_node_kind": ("NodeKind", "VAE_NODE_"), "vae_log_level": ("LogLevel", "VAE_LOG_"),
+    "vae_comm_type": ("CommType", "VAE_COMM_"),
 }
 
 class Status(enum.IntEnum):
@@ -30,6 +31,7 @@ class Status(enum.IntEnum):
     STOPPED = 9
     CHECKSUM = 10
     THREAD = 11
+    COMM = 12
 
 class Activation(enum.IntEnum):
     """vae_activation"""
@@ -120,3 +122,8 @@ class NodeKind(enum.IntEnum):
     PARAM = 1
     NOISE = 2
     COMPUTED = 3
+
+class CommType(enum.IntEnum):
+    """vae_comm_type: the element type a communicator's sum gets"""
+    FLOAT32 = 0
+    FLOAT64 = 1

@@ -58,11 +58,18 @@ class ThreadError(LibvaeError, RuntimeError):
     """VAE_ERR_THREAD: a worker thread could not be started."""
 
 
+class CommError(LibvaeError, RuntimeError):
+    """VAE_ERR_COMM: a collective operation failed, another rank failed, or
+    the ranks disagree.  When a Comm's Python operation raised, that
+    exception is this one's __cause__ (and .callback_error)."""
+    callback_error = None
+
+
 _BY_STATUS = {
     Status.ARGUMENT: ArgumentError, Status.SHAPE: ShapeError, Status.IO: FileError,
     Status.FORMAT: FileError, Status.CHECKSUM: FileError, Status.NOT_FINITE: NotFiniteError,
     Status.STOPPED: StoppedError, Status.STATE: StateError, Status.UNSUPPORTED: UnsupportedError,
-    Status.NO_MEMORY: OutOfMemoryError, Status.THREAD: ThreadError,
+    Status.NO_MEMORY: OutOfMemoryError, Status.THREAD: ThreadError, Status.COMM: CommError,
 }
 
 

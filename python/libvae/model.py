@@ -64,6 +64,7 @@ class Model(_Handle):
     def _setup(self, h, parent=None):
         self._init(h, parent)
         self._optimizer, self._max_batch, self._threads = None, 256, 1
+        self._comm = None
         g = self.graph
         self.input_dims = g.node_dims(g.role(Role.INPUT))
 
@@ -215,7 +216,8 @@ class Model(_Handle):
         opt = optimizer or self.optimizer
         obj, nelbo = C.c_double(), C.c_double()
         with Tensor.from_numpy(self._x(x)) as t:
-            fn.model_train_step(self.handle, opt.handle, t.handle, C.byref(obj), C.byref(nelbo))
+            self._collective(fn.model_train_step, self.handle, opt.handle, t.handle,
+                             C.byref(obj), C.byref(nelbo))
         return obj.value, nelbo.value
 
     def train_epoch(self, dataset, batch, progress=None, optimizer=None):
@@ -225,22 +227,22 @@ class Model(_Handle):
         opt = optimizer or self.optimizer
         obj, nelbo = C.c_double(), C.c_double()
         p = Progress(progress)
-        p.run(fn.model_train_epoch, self.handle, opt.handle, dataset.handle, batch, p.c, None,
-              C.byref(obj), C.byref(nelbo))
+        self._collective(p.run, fn.model_train_epoch, self.handle, opt.handle, dataset.handle,
+                         batch, p.c, None, C.byref(obj), C.byref(nelbo))
         return obj.value, nelbo.value
 
     def evaluate(self, dataset):
         """Mean -ELBO per image over the data set."""
         out = C.c_double()
-        fn.model_evaluate(self.handle, dataset.handle, C.byref(out))
+        self._collective(fn.model_evaluate, self.handle, dataset.handle, C.byref(out))
         return out.value
 
     def evaluate_terms(self, dataset, per_image=False):
         """-> (nelbo, recon, kl), plus each image's -ELBO if per_image."""
         n, r, k = C.c_double(), C.c_double(), C.c_double()
         pi = np.empty(len(dataset), np.float32) if per_image else None
-        fn.model_evaluate_terms(self.handle, dataset.handle, C.byref(n), C.byref(r), C.byref(k),
-                                None if pi is None else fptr(pi))
+        self._collective(fn.model_evaluate_terms, self.handle, dataset.handle, C.byref(n),
+                         C.byref(r), C.byref(k), None if pi is None else fptr(pi))
         return (n.value, r.value, k.value) + ((pi,) if per_image else ())
 
     def log_likelihood(self, dataset, samples, seed=0, progress=None, per_image=False):
@@ -249,9 +251,48 @@ class Model(_Handle):
         mean = C.c_double()
         pi = np.empty(len(dataset), np.float64) if per_image else None
         p = Progress(progress)
-        p.run(fn.model_log_likelihood, self.handle, dataset.handle, samples, seed, p.c, None,
-              C.byref(mean), None if pi is None else pi.ctypes.data_as(C.POINTER(C.c_double)))
+        self._collective(p.run, fn.model_log_likelihood, self.handle, dataset.handle, samples, seed,
+                         p.c, None, C.byref(mean),
+                         None if pi is None else pi.ctypes.data_as(C.POINTER(C.c_double)))
         return (mean.value, pi) if per_image else mean.value
+
+    # ---- across processes (since 0.4) ----
+    def _collective(self, call, *args):
+        """call(*args) through the communicator (which attaches the exception
+        a Python operation raised to the CommError), or directly without one."""
+        comm = self._comm
+        return call(*args) if comm is None else comm.run(call, *args)
+
+    def set_comm(self, comm):
+        """Makes training and evaluation (train_step, train_epoch, evaluate,
+        evaluate_terms, log_likelihood, comm_check) collective over comm, a
+        Comm; None makes them local again.  The model keeps comm referenced
+        while it is set.  Every rank must then make the same collective
+        calls in the same order with the same arguments."""
+        fn.model_set_comm(self.handle, None if comm is None else comm.handle)
+        if comm is not None:
+            comm._models.add(self)
+        self._comm = comm
+
+    @property
+    def comm(self):
+        """The Comm set with set_comm, or None."""
+        return self._comm if fn.model_comm(self.handle) else None
+
+    def checksum(self):
+        """A 64-bit checksum of the weights' bytes: equal on two ranks (or
+        models) exactly when their weights are identical bit for bit."""
+        return fn.model_checksum(self.handle)
+
+    def comm_check(self, optimizer=None):
+        """Checks (collectively) that every rank holds the same weights,
+        training position and, with an optimizer (True: self.optimizer), the
+        same optimizer state; raises CommError naming what differs.  Without
+        a communicator it only returns."""
+        if optimizer is True:
+            optimizer = self.optimizer
+        self._collective(fn.model_comm_check, self.handle,
+                         optimizer.handle if optimizer else None)
 
     # ---- parameters ----
     @property

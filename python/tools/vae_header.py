@@ -20,8 +20,9 @@ C_TO_TABLE = {
     "char *": "S", "int *": "IP", "int64_t *": "I64P", "float *": "FP", "double *": "DP",
     "size_t *": "SZP", "uint8_t *": "U8P", "int32_t *": "I32P",
     "void *": "VP", "vae_progress_fn": "PROGRESS", "vae_log_fn": "LOG_FN",
+    "vae_comm_sum_fn": "COMM_SUM", "vae_comm_broadcast_fn": "COMM_BCAST",
 }
-HANDLES = ("vae_tensor", "vae_graph", "vae_model", "vae_optimizer", "vae_dataset")
+HANDLES = ("vae_tensor", "vae_graph", "vae_model", "vae_optimizer", "vae_dataset", "vae_comm")
 
 
 def _plain_c(text):

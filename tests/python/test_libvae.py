@@ -45,7 +45,7 @@ def model():
 
 
 def test_version_and_library():
-    assert lv.version() == "0.3.0" and lv.version_number() >= 300
+    assert lv.version() == lv.__version__ == "0.4.0" and lv.version_number() >= 400
     assert lv.strerror(lv.Status.SHAPE) and isinstance(lv.blas_info(), str)
     assert lv.blas_env_hint() is None or "=" in lv.blas_env_hint()
     assert isinstance(lv.last_error(), str)
@@ -194,7 +194,7 @@ def test_save_load_round_trip(model, tmp_path):
         assert np.array_equal(m2.sample(4, 2), model.sample(4, 2))
         assert np.array_equal(m2.params, model.params)
         assert m2.metadata("note") == "hello" and m2.beta == 0.5
-        assert m2.file_format == 2 and m2.file_writer == "0.3.0" and m2.epoch == 1
+        assert m2.file_format == 2 and m2.file_writer == lv.version() and m2.epoch == 1
         assert m2.has_training_state
         opt = m2.optimizer  # restored
         assert opt.steps == steps and not m2.has_training_state
@@ -356,6 +356,21 @@ def test_log_callback(model):
     lv.set_log_callback(None)
     lv.set_log_level(lv.LogLevel.WARNING)
     assert all(isinstance(l, lv.LogLevel) and isinstance(m, str) for l, m in got)
+
+
+def test_comm_one_rank(model):
+    """The communicator calls in this file too (test_comm.py has the ranks)."""
+    with lv.Comm(0, 1, sum=lambda a: None, broadcast=lambda a, root: None) as c:
+        assert (c.rank, c.size) == (0, 1)
+        model.set_comm(c)
+        assert model.comm is c and model.checksum() == model.checksum() != 0
+        model.comm_check(optimizer=True)
+        c.agree()
+        assert c.broadcast(np.arange(4.0)).tolist() == [0, 1, 2, 3]
+    assert model.comm is None
+    with pytest.raises(lv.CommError) as e:  # the status's class
+        raise lv.errors.error_for(lv.Status.COMM, "rank 1 of 2 failed")
+    assert e.value.status == lv.Status.COMM and issubclass(lv.CommError, RuntimeError)
 
 
 def test_zz_every_binding_called():
