@@ -868,12 +868,20 @@ VAE_API int vae_model_has_training_state(const vae_model *m);
  * the same model as one process up to the order of floating-point sums.
  * A call that fails on one rank fails on every rank at the same point:
  * there with its own status, elsewhere with VAE_ERR_COMM ("rank 1 of 4
- * failed"); none is left waiting.  Every other call (encode, decode,
+ * failed"); none is left waiting.  Ranks whose batches or data sets differ
+ * in size fail together with VAE_ERR_COMM before any update, and
+ * vae_model_train_epoch fails with VAE_ERR_COMM when it starts or ends
+ * with weights, training position or optimizer state that differ from
+ * rank 0's.  Every other call (encode, decode,
  * save, ...) is local to the rank that makes it.
  *
  * The callbacks are called from the thread that makes the collective
  * call, never from worker threads, and return 0 on success and non-zero
- * on failure (the library then fails with VAE_ERR_COMM). */
+ * on failure (the library then fails with VAE_ERR_COMM).  A failed
+ * operation must fail on every rank, as an MPI collective does when a rank
+ * is lost: the library agrees on statuses around its collectives, not
+ * after each of them, so an operation that failed on one rank alone would
+ * leave the others waiting at their next one. */
 typedef struct vae_comm vae_comm;
 
 /* Element types of vae_comm_sum_fn. */

@@ -117,7 +117,8 @@ vae_status vae__comm_agree_with(const vae_comm *c, vae_status local, double *ext
         v[AGREE_STATUS] = (double)local;
         v[AGREE_RANK] = (double)c->rank;
     }
-    memcpy(v + AGREE_SLOTS, extra, (size_t)n_extra * sizeof *extra);
+    if (n_extra > 0) /* extra may be NULL then, which memcpy must not see */
+        memcpy(v + AGREE_SLOTS, extra, (size_t)n_extra * sizeof *extra);
     /* a failed rank keeps its own message: the sum's may not replace it */
     {
         char keep[1024];
@@ -130,7 +131,8 @@ vae_status vae__comm_agree_with(const vae_comm *c, vae_status local, double *ext
     }
     if (s != VAE_OK)
         return s;
-    memcpy(extra, v + AGREE_SLOTS, (size_t)n_extra * sizeof *extra);
+    if (n_extra > 0)
+        memcpy(extra, v + AGREE_SLOTS, (size_t)n_extra * sizeof *extra);
     if (v[AGREE_FAILED] == 0.0)
         return VAE_OK;
     if (v[AGREE_FAILED] == 1.0)
@@ -145,6 +147,29 @@ VAE_API vae_status vae_comm_agree(vae_comm *c, vae_status local)
     if (!c)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_comm_agree: communicator is NULL");
     return vae__comm_agree_with(c, local, NULL, 0, "vae_comm_agree");
+}
+
+/* Values as 20-bit pieces and their squares: summed over n ranks (exactly,
+   in doubles) they are n p and n p^2 only if every rank has p, so every
+   rank reaches the same verdict from the same sums. */
+void vae__comm_alike_values(const int64_t *values, int n, double *v)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            double piece = (double)(k ? values[i] >> 20 : values[i] & 0xfffff);
+            v[4 * i + 2 * k] = piece;
+            v[4 * i + 2 * k + 1] = piece * piece;
+        }
+}
+
+int vae__comm_alike(const vae_comm *c, const int64_t *values, int n, const double *sums)
+{
+    double mine[4 * ALIKE_MAX], size = vae_comm_size(c);
+    vae__comm_alike_values(values, n, mine);
+    for (int i = 0; i < 4 * n; i++)
+        if (sums[i] != size * mine[i])
+            return 0;
+    return 1;
 }
 
 void vae__comm_share(const vae_comm *c, int64_t rows, int64_t *lo, int64_t *hi)

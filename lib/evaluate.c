@@ -69,21 +69,37 @@ static vae_status evaluate_share(vae_model *m, const vae_dataset *data, double s
     return VAE_OK;
 }
 
+/* Ranks with data sets of other sizes would compute other shares and sum
+   per-image results of other lengths. */
+static vae_status check_count(const vae_comm *c, int64_t count, const double *sums,
+                              const char *what)
+{
+    if (vae__comm_alike(c, &count, 1, sums))
+        return VAE_OK;
+    return vae__fail(VAE_ERR_COMM, "%s: the ranks' data sets differ in size (%lld images here): "
+                     "every rank must pass the same data set", what, (long long)count);
+}
+
 /* Sums -ELBO and its terms over the data set, and -ELBO per image into
    images (if not NULL, zeros); with ranks, each computes its share and
    they agree on local (a check that failed on this rank) and sum. */
 static vae_status evaluate(vae_model *m, const vae_dataset *data, vae_status local,
                            double sums[3], float *images, const char *what)
 {
-    sums[0] = sums[1] = sums[2] = 0.0;
+    double v[3 + 4] = {0};
     if (local == VAE_OK)
-        local = evaluate_share(m, data, sums, images);
+        local = evaluate_share(m, data, v, images);
     if (vae__comm_active(m->comm)) {
-        local = vae__comm_agree_with(m->comm, local, sums, 3, what);
+        if (local == VAE_OK)
+            vae__comm_alike_values(&data->count, 1, v + 3);
+        local = vae__comm_agree_with(m->comm, local, v, 3 + 4, what);
+        if (local == VAE_OK)
+            local = check_count(m->comm, data->count, v + 3, what);
         /* the others' images are zeros here, so the sum is each one's value */
         if (local == VAE_OK && images)
             local = vae__comm_sum_floats(m->comm, images, data->count);
     }
+    memcpy(sums, v, 3 * sizeof *sums);
     VAE_TRY(local);
     if (!isfinite(sums[0]))
         return vae__fail(VAE_ERR_NOT_FINITE, "%s: -ELBO is not finite", what);
@@ -266,7 +282,13 @@ VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *dat
     free(st.index);
     free(st.weights);
     if (vae__comm_active(m->comm)) {
-        s = vae__comm_agree_with(m->comm, s, &st.total, 1, what);
+        double v[1 + 4] = {st.total};
+        if (s == VAE_OK)
+            vae__comm_alike_values(&data->count, 1, v + 1);
+        s = vae__comm_agree_with(m->comm, s, v, 1 + 4, what);
+        st.total = v[0];
+        if (s == VAE_OK)
+            s = check_count(m->comm, data->count, v + 1, what);
         if (s == VAE_OK && images)
             s = vae__comm_sum_doubles(m->comm, images, data->count);
     }

@@ -190,6 +190,12 @@ int vae__comm_active(const vae_comm *c); /* more than one rank */
 void vae__comm_share(const vae_comm *c, int64_t rows, int64_t *lo, int64_t *hi);
 vae_status vae__comm_sum_floats(const vae_comm *c, float *data, int64_t count);
 vae_status vae__comm_sum_doubles(const vae_comm *c, double *data, int64_t count);
+/* What every rank must pass alike (batch rows, data set sizes): n <=
+   ALIKE_MAX values as 4 n doubles for an agreement's sums, and whether the
+   summed doubles say every rank had the same values. */
+enum { ALIKE_MAX = 2 };
+void vae__comm_alike_values(const int64_t *values, int n, double *v);
+int vae__comm_alike(const vae_comm *c, const int64_t *values, int n, const double *sums);
 /* Agrees on the ranks' statuses and sums extra[0 .. n_extra) (at most 16)
    in the same call: VAE_OK if every rank passed VAE_OK, else local's status
    on a failed rank and VAE_ERR_COMM elsewhere ("rank 1 of 2 failed").

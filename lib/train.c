@@ -214,8 +214,35 @@ static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, doubl
     return VAE_OK;
 }
 
-/* A step's sums over its rows, and over the ranks once they agree. */
-enum { SUM_OBJECTIVE, SUM_NELBO, SUM_RECON, SUM_KL, SUM_STOP, SUM_COUNT };
+/* A step's sums over its rows, and over the ranks once they agree; then
+   what every rank must pass alike (see batch_sizes). */
+enum {
+    SUM_OBJECTIVE, SUM_NELBO, SUM_RECON, SUM_KL, SUM_STOP,
+    SUM_ALIKE, SUM_COUNT = SUM_ALIKE + 8
+};
+
+/* The batch's rows and, in an epoch, the data set's size: ranks that
+   disagree would sum the gradients of different batches, or make different
+   numbers of steps and so of collective calls. */
+static void batch_sizes(const batch_job *job, int64_t sizes[2])
+{
+    sizes[0] = job->rows;
+    sizes[1] = job->data ? job->data->count : 0;
+}
+
+static vae_status check_alike(const vae_model *m, const batch_job *job, const double *sums,
+                              const char *what)
+{
+    int64_t sizes[2];
+    char data[64] = "";
+    batch_sizes(job, sizes);
+    if (vae__comm_alike(m->comm, sizes, 2, sums))
+        return VAE_OK;
+    if (job->data)
+        snprintf(data, sizeof data, " of a data set of %lld images", (long long)sizes[1]);
+    return vae__fail(VAE_ERR_COMM, "%s: the ranks' batches differ (%d rows here%s): every rank "
+                     "must pass the same batch and data set", what, job->rows, data);
+}
 
 /* Forward and backward on this rank's share of the batch, then the ranks
    agree on their statuses (local: a check that failed here; stop: a stop
@@ -223,7 +250,7 @@ enum { SUM_OBJECTIVE, SUM_NELBO, SUM_RECON, SUM_KL, SUM_STOP, SUM_COUNT };
 static vae_status forward_backward(vae_model *m, batch_job *job, vae_status local, int stop,
                                    double sums[SUM_COUNT], const char *what)
 {
-    int64_t lo, hi;
+    int64_t lo, hi, sizes[2];
     vae_rng rng;
     memset(sums, 0, SUM_COUNT * sizeof *sums);
     if (local == VAE_OK) {
@@ -241,9 +268,14 @@ static vae_status forward_backward(vae_model *m, batch_job *job, vae_status loca
             sums[SUM_KL] += m->workers[t].kl_sum;
         }
         sums[SUM_STOP] = stop;
+        batch_sizes(job, sizes);
+        vae__comm_alike_values(sizes, 2, sums + SUM_ALIKE);
     }
-    if (vae__comm_active(m->comm))
+    if (vae__comm_active(m->comm)) {
         local = vae__comm_agree_with(m->comm, local, sums, SUM_COUNT, what);
+        if (local == VAE_OK)
+            local = check_alike(m, job, sums + SUM_ALIKE, what);
+    }
     if (local == VAE_OK && sums[SUM_STOP] > 0.0)
         local = vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback of %d of %d "
                           "ranks after batch %d", what, (int)sums[SUM_STOP],

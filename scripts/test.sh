@@ -108,8 +108,10 @@ tsan_test() {  # the tests that run the library from several threads at once
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_WERROR=ON -DVAE_BUILD_EXAMPLES=OFF \
     -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
     -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
-  cmake --build "$dir" -j "$jobs" --target test_steering >> "$dir.log" 2>&1 || { tail -50 "$dir.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" --target test_steering test_comm >> "$dir.log" 2>&1 || { tail -50 "$dir.log"; return 1; }
   TSAN_OPTIONS=halt_on_error=1 CK_FORK=no "$dir/tests/test_steering" < /dev/null
+  # ranks as threads, each model with its own workers, meeting in the fake collectives
+  TSAN_OPTIONS=halt_on_error=1 CK_FORK=no "$dir/tests/test_comm" < /dev/null
 }
 
 stage "Dependencies (scripts/deps.sh test)"
@@ -134,7 +136,7 @@ else
 fi
 
 if sanitizers_work -fsanitize=thread; then
-  stage "ThreadSanitizer (model clones decoding from four threads)"
+  stage "ThreadSanitizer (model clones decoding from four threads; ranks as threads)"
   tsan_test
 else
   skip "ThreadSanitizer" "the compiler or the system cannot build and run a -fsanitize=thread program"
