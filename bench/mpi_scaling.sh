@@ -8,8 +8,8 @@
 # runs are interleaved REPS times (default 3), medians.
 # Like the other benchmarks it unsets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 # for its own commands and prints the kernels that ran.
-# Usage: bench/mpi_scaling.sh [R1|R2|R3 ...] (default all; BATCHES="128 512"
-#        adds R1 runs at those batches)
+# Usage: bench/mpi_scaling.sh [R1|R2|R3 ...] (default all; BATCHES="256 512"
+#        adds R1 runs at those batches, R3_BATCHES R3 runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
@@ -69,6 +69,8 @@ for w in $what; do
         done ;;
     R2) workload R2 128 550629 build/examples/vae-mnist-conv --data data/mnist --limit 20000 --seed 1 ;;
     R3) [ -s /tmp/cifar/data_batch_1.bin ] || bash scripts/make-cifar-demo.sh /tmp/cifar --train 20000 --test 2000 --source mnist > /dev/null
-        workload R3 32 7082072 build/examples/vae-cifar10-iaf --data /tmp/cifar --seed 1 ;;
+        for B in 32 ${R3_BATCHES:-}; do
+          workload R3 "$B" 7082072 build/examples/vae-cifar10-iaf --data /tmp/cifar --seed 1 --batch "$B"
+        done ;;
   esac
 done

@@ -2,8 +2,10 @@
    launcher's environment says the program is one of several ranks, so a
    program run on its own behaves and prints exactly as before.  Every
    rank trains; rank 0 alone prints and writes files. */
+#define _GNU_SOURCE /* sched_getaffinity: the CPUs mpirun bound a rank to */
 #include "app_run.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +30,34 @@ static int launched_size(void)
     return 0;
 }
 
+/* The CPUs this process may run on: fewer than the machine's when mpirun
+   bound the rank to a core or a socket. */
+static int affinity_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    return CPU_COUNT(&set);
+}
+
 /* Threads per rank when --threads is not given: the cores shared by the
-   ranks on this machine, never a thread per core per rank. */
+   ranks on this machine, never a thread per core per rank, and no more
+   than the CPUs the rank is bound to.  More threads than those CPUs would
+   take turns on them: said, not changed. */
 void app_ranks_apply(app_run *r)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ex_flag_given(&r->opt, "threads") || r->local_ranks <= 1 || cores < 1)
+    int bound = affinity_cpus();
+    if (r->ranks == 1)
         return;
-    r->opt.threads = cores / r->local_ranks > 1 ? (int)(cores / r->local_ranks) : 1;
+    if (!ex_flag_given(&r->opt, "threads") && cores >= 1) {
+        long share = cores / r->local_ranks > 1 ? cores / r->local_ranks : 1;
+        r->opt.threads = (int)(bound > 0 && bound < share ? bound : share);
+    } else if (bound > 0 && r->opt.threads > bound) {
+        app_note(r, "--threads %d, but mpirun bound each rank to %d CPU%s: its threads will "
+                 "take turns (run mpirun with --bind-to none or --bind-to socket)",
+                 r->opt.threads, bound, bound == 1 ? "" : "s");
+    }
 }
 
 int app_ranks_start(app_run *r, int *argc, char ***argv)
