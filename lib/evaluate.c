@@ -25,12 +25,13 @@ typedef struct share_batch {
     int lo, hi;    /* this rank's rows of it */
 } share_batch;
 
-static int first_batch(const vae_model *m, int64_t lo, share_batch *b)
+/* The first row of the batch that holds `row`. */
+static int64_t batch_of(const vae_model *m, int64_t row)
 {
-    b->first = lo / m->max_batch * m->max_batch;
-    return 1;
+    return row / m->max_batch * m->max_batch;
 }
 
+/* Fills b for the batch from b->first; 0 past this rank's rows. */
 static int next_batch(const vae_model *m, int64_t count, int64_t lo, int64_t hi, share_batch *b)
 {
     if (b->first >= hi)
@@ -50,7 +51,7 @@ static vae_status evaluate_share(vae_model *m, const vae_dataset *data, double s
     share_batch b;
     VAE_TRY(vae__model_ensure_planned(m, 0));
     vae__comm_share(m->comm, data->count, &lo, &hi);
-    for (first_batch(m, lo, &b); next_batch(m, data->count, lo, hi, &b); b.first += m->max_batch) {
+    for (b.first = batch_of(m, lo); next_batch(m, data->count, lo, hi, &b); b.first += m->max_batch) {
         batch_job job = {.m = m, .p = &m->plans[PLAN_EVAL], .rows = b.rows, .data = data,
                          .first = b.first,
                          .out_node = {images ? m->g->roles[VAE_ROLE_NELBO] : -1, -1},
@@ -218,7 +219,7 @@ static vae_status log_likelihood(vae_model *m, const vae_dataset *data, int k, u
     share_batch b;
     vae__comm_share(m->comm, data->count, &first_image, &end_image);
     st->done = first_image;
-    for (first_batch(m, first_image * k, &b);
+    for (b.first = batch_of(m, first_image * k);
          next_batch(m, total_rows, first_image * k, end_image * k, &b); b.first += m->max_batch) {
         batch_job job = {.m = m, .p = p, .rows = b.rows, .data = data, .index = st->index,
                          .per_image = 1, .out_node = {m->g->roles[VAE_ROLE_LOG_WEIGHT], -1},
