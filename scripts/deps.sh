@@ -14,7 +14,7 @@ set -euo pipefail
 demo=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libstb-dev libplplot-dev plplot-driver-cairo)
 test=(check python3 graphviz python3-numpy python3-pytest python3-pycparser python3-venv
-      openmpi-bin libopenmpi-dev)
+      openmpi-bin libopenmpi-dev python3-mpi4py)
 case "${1:-}" in
   demo) shift; packages=("${demo[@]}" "$@") ;;
   test) shift; packages=("${demo[@]}" "${test[@]}" "$@") ;;
