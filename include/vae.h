@@ -896,6 +896,18 @@ typedef int (*vae_comm_sum_fn)(void *user, void *data, int64_t count, vae_comm_t
 /* Copies `bytes` bytes of data on rank `root` into data on every rank. */
 typedef int (*vae_comm_broadcast_fn)(void *user, void *data, int64_t bytes, int root);
 
+/* Optional, the two halves of a sum; with both, vae_model_train_epoch
+   sums the gradient as a reduce-scatter, each rank updates only its part
+   of the weights (and of the optimizer's moments) and the parts are
+   gathered, the same bytes as one sum and 1/size of the optimizer's work
+   per rank.  Rank r's part of `count` values is [count * r / size,
+   count * (r + 1) / size).
+   reduce_scatter: sums data[0 .. count) over all ranks into (at least)
+   this rank's part of data; the rest of data may be left changed.
+   allgather: copies every rank's part of data into every rank's data. */
+typedef int (*vae_comm_reduce_scatter_fn)(void *user, float *data, int64_t count);
+typedef int (*vae_comm_allgather_fn)(void *user, float *data, int64_t count);
+
 /* A communicator for rank `rank` of `size` ranks (0 <= rank < size),
    without operations yet.  Returns VAE_OK; VAE_ERR_ARGUMENT if out is
    NULL or rank and size do not fit; VAE_ERR_NO_MEMORY. */
@@ -908,6 +920,11 @@ VAE_API void vae_comm_free(vae_comm *c);
    Return VAE_OK; VAE_ERR_ARGUMENT if c or fn is NULL. */
 VAE_API vae_status vae_comm_set_sum(vae_comm *c, vae_comm_sum_fn fn, void *user);
 VAE_API vae_status vae_comm_set_broadcast(vae_comm *c, vae_comm_broadcast_fn fn, void *user);
+/* Set the optional halves of the sum (see vae_comm_reduce_scatter_fn).
+   Return VAE_OK; VAE_ERR_ARGUMENT if c or fn is NULL. */
+VAE_API vae_status vae_comm_set_reduce_scatter(vae_comm *c, vae_comm_reduce_scatter_fn fn,
+                                               void *user);
+VAE_API vae_status vae_comm_set_allgather(vae_comm *c, vae_comm_allgather_fn fn, void *user);
 /* The rank and the number of ranks; 0 and 1 for NULL. */
 VAE_API int vae_comm_rank(const vae_comm *c);
 VAE_API int vae_comm_size(const vae_comm *c);

@@ -16,6 +16,12 @@ struct vae_comm {
     void *sum_user;
     vae_comm_broadcast_fn broadcast;
     void *broadcast_user;
+    vae_comm_reduce_scatter_fn reduce_scatter; /* optional, with allgather */
+    void *reduce_scatter_user;
+    vae_comm_allgather_fn allgather;
+    void *allgather_user;
+    int64_t failures; /* callbacks that failed: after one, the ranks may
+                         not agree on where they are */
 };
 
 VAE_API vae_status vae_comm_create(vae_comm **out, int rank, int size)
@@ -55,12 +61,44 @@ VAE_API vae_status vae_comm_set_broadcast(vae_comm *c, vae_comm_broadcast_fn fn,
     return VAE_OK;
 }
 
+VAE_API vae_status vae_comm_set_reduce_scatter(vae_comm *c, vae_comm_reduce_scatter_fn fn,
+                                               void *user)
+{
+    if (!c || !fn)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_comm_set_reduce_scatter: NULL communicator or "
+                         "function");
+    c->reduce_scatter = fn;
+    c->reduce_scatter_user = user;
+    return VAE_OK;
+}
+
+VAE_API vae_status vae_comm_set_allgather(vae_comm *c, vae_comm_allgather_fn fn, void *user)
+{
+    if (!c || !fn)
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_comm_set_allgather: NULL communicator or "
+                         "function");
+    c->allgather = fn;
+    c->allgather_user = user;
+    return VAE_OK;
+}
+
 VAE_API int vae_comm_rank(const vae_comm *c) { return c ? c->rank : 0; }
 VAE_API int vae_comm_size(const vae_comm *c) { return c ? c->size : 1; }
 
+/* A callback failed: counted, and said. */
+static vae_status callback_failed(vae_comm *c, const char *op, int64_t count,
+                                  const char *unit, int rc)
+{
+    c->failures++;
+    return vae__fail(VAE_ERR_COMM, "rank %d of %d: the %s of %lld %s failed (the callback "
+                     "returned %d)", c->rank, c->size, op, (long long)count, unit, rc);
+}
+
+int64_t vae__comm_failures(const vae_comm *c) { return c ? c->failures : 0; }
+
 static int comm_ready(const vae_comm *c) { return c->size == 1 || (c->sum && c->broadcast); }
 
-static vae_status sum_values(const vae_comm *c, void *data, int64_t count, vae_comm_type type)
+static vae_status sum_values(vae_comm *c, void *data, int64_t count, vae_comm_type type)
 {
     int rc;
     if (c->size == 1 || count == 0)
@@ -69,17 +107,37 @@ static vae_status sum_values(const vae_comm *c, void *data, int64_t count, vae_c
         return vae__fail(VAE_ERR_COMM, "the communicator has no sum operation "
                          "(vae_comm_set_sum)");
     if ((rc = c->sum(c->sum_user, data, count, type)) != 0)
-        return vae__fail(VAE_ERR_COMM, "rank %d of %d: the sum of %lld values failed (the "
-                         "callback returned %d)", c->rank, c->size, (long long)count, rc);
+        return callback_failed(c, "sum", count, "values", rc);
     return VAE_OK;
 }
 
-vae_status vae__comm_sum_floats(const vae_comm *c, float *data, int64_t count)
+int vae__comm_sharded(const vae_comm *c)
+{
+    return c && c->size > 1 && c->reduce_scatter && c->allgather;
+}
+
+vae_status vae__comm_reduce_scatter(vae_comm *c, float *data, int64_t count)
+{
+    int rc = c->reduce_scatter(c->reduce_scatter_user, data, count);
+    if (rc != 0)
+        return callback_failed(c, "reduce-scatter", count, "values", rc);
+    return VAE_OK;
+}
+
+vae_status vae__comm_allgather(vae_comm *c, float *data, int64_t count)
+{
+    int rc = c->allgather(c->allgather_user, data, count);
+    if (rc != 0)
+        return callback_failed(c, "allgather", count, "values", rc);
+    return VAE_OK;
+}
+
+vae_status vae__comm_sum_floats(vae_comm *c, float *data, int64_t count)
 {
     return sum_values(c, data, count, VAE_COMM_FLOAT32);
 }
 
-vae_status vae__comm_sum_doubles(const vae_comm *c, double *data, int64_t count)
+vae_status vae__comm_sum_doubles(vae_comm *c, double *data, int64_t count)
 {
     return sum_values(c, data, count, VAE_COMM_FLOAT64);
 }
@@ -96,8 +154,7 @@ VAE_API vae_status vae_comm_broadcast(vae_comm *c, void *data, int64_t bytes, in
         return vae__fail(VAE_ERR_COMM, "the communicator has no broadcast operation "
                          "(vae_comm_set_broadcast)");
     if ((rc = c->broadcast(c->broadcast_user, data, bytes, root)) != 0)
-        return vae__fail(VAE_ERR_COMM, "rank %d of %d: the broadcast of %lld bytes failed (the "
-                         "callback returned %d)", c->rank, c->size, (long long)bytes, rc);
+        return callback_failed(c, "broadcast", bytes, "bytes", rc);
     return VAE_OK;
 }
 
@@ -105,7 +162,7 @@ VAE_API vae_status vae_comm_broadcast(vae_comm *c, void *data, int64_t bytes, in
    of their ranks (exact when one failed, which is the common case). */
 enum { AGREE_FAILED, AGREE_STATUS, AGREE_RANK, AGREE_SLOTS };
 
-vae_status vae__comm_agree_with(const vae_comm *c, vae_status local, double *extra, int n_extra,
+vae_status vae__comm_agree_with(vae_comm *c, vae_status local, double *extra, int n_extra,
                                 const char *what)
 {
     double v[AGREE_SLOTS + 16] = {0};
@@ -258,7 +315,7 @@ vae_status vae__comm_check_same(vae_model *m, const vae_optimizer *opt, vae_stat
 {
     static const char *const names[SAME_COUNT] = {"weights", "training position",
                                                   "optimizer state"};
-    const vae_comm *c = m->comm;
+    vae_comm *c = m->comm;
     uint64_t mine[SAME_COUNT], root[SAME_COUNT];
     double differ[SAME_COUNT] = {0};
     vae_status s;

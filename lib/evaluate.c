@@ -72,7 +72,7 @@ static vae_status evaluate_share(vae_model *m, const vae_dataset *data, double s
 
 /* Ranks with data sets of other sizes would compute other shares and sum
    per-image results of other lengths. */
-static vae_status check_count(const vae_comm *c, int64_t count, const double *sums,
+static vae_status check_count(vae_comm *c, int64_t count, const double *sums,
                               const char *what)
 {
     if (vae__comm_alike(c, &count, 1, sums))

@@ -188,8 +188,14 @@ enum { STREAM_TRAIN = 1, STREAM_SHUFFLE = 2, STREAM_EVAL = 3, STREAM_LOG_WEIGHT 
 int vae__comm_active(const vae_comm *c); /* more than one rank */
 /* This rank's rows [lo, hi) of `rows` (all of them without a comm). */
 void vae__comm_share(const vae_comm *c, int64_t rows, int64_t *lo, int64_t *hi);
-vae_status vae__comm_sum_floats(const vae_comm *c, float *data, int64_t count);
-vae_status vae__comm_sum_doubles(const vae_comm *c, double *data, int64_t count);
+vae_status vae__comm_sum_floats(vae_comm *c, float *data, int64_t count);
+/* The optional halves of the sum: set, and more than one rank. */
+int vae__comm_sharded(const vae_comm *c);
+/* How many of c's callbacks have failed so far. */
+int64_t vae__comm_failures(const vae_comm *c);
+vae_status vae__comm_reduce_scatter(vae_comm *c, float *data, int64_t count);
+vae_status vae__comm_allgather(vae_comm *c, float *data, int64_t count);
+vae_status vae__comm_sum_doubles(vae_comm *c, double *data, int64_t count);
 /* What every rank must pass alike (batch rows, data set sizes): n <=
    ALIKE_MAX values as 4 n doubles for an agreement's sums, and whether the
    summed doubles say every rank had the same values. */
@@ -200,7 +206,7 @@ int vae__comm_alike(const vae_comm *c, const int64_t *values, int n, const doubl
    in the same call: VAE_OK if every rank passed VAE_OK, else local's status
    on a failed rank and VAE_ERR_COMM elsewhere ("rank 1 of 2 failed").
    With one rank, returns local. */
-vae_status vae__comm_agree_with(const vae_comm *c, vae_status local, double *extra, int n_extra,
+vae_status vae__comm_agree_with(vae_comm *c, vae_status local, double *extra, int n_extra,
                                 const char *what);
 /* Agrees on local as vae__comm_agree_with and then fails with VAE_ERR_COMM
    unless the weights, training position and (if opt) optimizer state are

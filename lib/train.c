@@ -22,17 +22,20 @@ typedef struct update_job {
     vae_model *m;
     vae_optimizer *opt;
     float scale;
-    int single; /* only worker 0 has a gradient */
+    int single;     /* only worker 0 has a gradient */
+    int64_t lo, hi; /* the parameters this rank updates: all of them, or
+                       with a sharded update its part */
     double sumsq[64];
     update_stats stats[64];
 } update_job;
 
-/* This worker's range of the flat parameter array, 16-float aligned. */
-static void param_range(const vae_model *m, int t, int64_t *lo, int64_t *hi)
+/* Worker t's range of the job's parameters, 16-float aligned. */
+static void param_range(const update_job *job, int t, int64_t *lo, int64_t *hi)
 {
-    int64_t n = m->g->n_params, per = ((n + m->threads - 1) / m->threads + 15) & ~(int64_t)15;
-    *lo = per * t < n ? per * t : n;
-    *hi = per * (t + 1) < n ? per * (t + 1) : n;
+    int threads = job->m->threads;
+    int64_t n = job->hi - job->lo, per = ((n + threads - 1) / threads + 15) & ~(int64_t)15;
+    *lo = job->lo + (per * t < n ? per * t : n);
+    *hi = job->lo + (per * (t + 1) < n ? per * (t + 1) : n);
 }
 
 /* The first live range that ends after `at`. */
@@ -56,7 +59,7 @@ static void each_live(update_job *job, int t, void (*fn)(update_job *, int, int6
 {
     const vae_model *m = job->m;
     int64_t lo, hi;
-    param_range(m, t, &lo, &hi);
+    param_range(job, t, &lo, &hi);
     for (int64_t r = first_live(m, lo); r < m->n_live && m->live[2 * r] < hi; r++)
         fn(job, t, m->live[2 * r] > lo ? m->live[2 * r] : lo,
            m->live[2 * r + 1] < hi ? m->live[2 * r + 1] : hi);
@@ -133,24 +136,44 @@ static void squares_slice(void *arg, int t)
     each_live(job, t, squares_range);
 }
 
+/* The rank's part of the gradient summed over the ranks, the rest zero
+   (the update clears the part), and the squares of the part. */
+static vae_status scatter_gradient(vae_model *m, update_job *up)
+{
+    float *grad = m->workers[0].c.param_grad;
+    int64_t n = m->g->n_params;
+    VAE_TRY(vae__comm_reduce_scatter(m->comm, grad, n));
+    vae__comm_share(m->comm, n, &up->lo, &up->hi);
+    memset(grad, 0, (size_t)up->lo * sizeof *grad);
+    memset(grad + up->hi, 0, (size_t)(n - up->hi) * sizeof *grad);
+    vae__pool_run(m->pool, squares_slice, up);
+    return VAE_OK;
+}
+
 /* Sums the gradient over workers (and ranks); returns its norm. */
-static vae_status reduce_gradient(vae_model *m, update_job *up, double *norm)
+static vae_status reduce_gradient(vae_model *m, update_job *up, int sharded, double *norm)
 {
     double sumsq = 0.0;
+    vae_status s = VAE_OK;
     if (!vae__comm_active(m->comm)) {
         vae__pool_run(m->pool, reduce_slice, up);
     } else {
-        vae_status s;
         vae__pool_run(m->pool, sum_workers_slice, up);
-        s = vae__comm_sum_floats(m->comm, m->workers[0].c.param_grad, m->g->n_params);
-        if (s != VAE_OK) {
-            vae__clear_gradients(m);
-            return s;
-        }
-        vae__pool_run(m->pool, squares_slice, up);
+        if (sharded)
+            s = scatter_gradient(m, up);
+        else if ((s = vae__comm_sum_floats(m->comm, m->workers[0].c.param_grad,
+                                           m->g->n_params)) == VAE_OK)
+            vae__pool_run(m->pool, squares_slice, up);
     }
-    for (int t = 0; t < m->threads; t++)
+    for (int t = 0; t < m->threads && s == VAE_OK; t++)
         sumsq += up->sumsq[t];
+    /* each rank has the squares of its part */
+    if (s == VAE_OK && sharded)
+        s = vae__comm_sum_doubles(m->comm, &sumsq, 1);
+    if (s != VAE_OK) {
+        vae__clear_gradients(m);
+        return s;
+    }
     *norm = sqrt(sumsq);
     return VAE_OK;
 }
@@ -185,6 +208,14 @@ static vae_status probe(vae_model *m, vae_optimizer *opt, update_job *up, double
         next[1] = fmax(next[1], up->stats[t].m1_max);
         next[2] = fmax(next[2], up->stats[t].m2_max);
     }
+    if (up->hi - up->lo < m->g->n_params) {
+        /* each rank probed its part: the ranks' sums of the maxima bound
+           every part's, the same bounds on every rank */
+        double v[4] = {isnan(nan_if_bad), next[0], next[1], next[2]};
+        VAE_TRY(vae__comm_sum_doubles(m->comm, v, 4));
+        nan_if_bad = v[0] > 0.0 ? NAN : 0.0f;
+        memcpy(next, v + 1, 3 * sizeof *next);
+    }
     if (!isnan(nan_if_bad))
         return VAE_OK;
     return vae__fail(VAE_ERR_NOT_FINITE, "the update at step %lld would make weights or "
@@ -207,6 +238,9 @@ static vae_status update(vae_model *m, vae_optimizer *opt, update_job *up, doubl
         return s;
     }
     vae__pool_run(m->pool, update_slice, up);
+    if (up->hi - up->lo < m->g->n_params &&
+        (s = vae__comm_allgather(m->comm, m->g->params, m->g->n_params)) != VAE_OK)
+        return s;
     m->param_max = next[0];
     opt->m1_max = next[1];
     opt->m2_max = next[2];
@@ -285,15 +319,22 @@ static vae_status forward_backward(vae_model *m, batch_job *job, vae_status loca
     return local;
 }
 
-/* Forward, backward and update on one batch whose rows come from job (see
-   forward_backward for local and stop); terms (if not NULL) gets the
-   batch's sums of the reconstruction and KL terms. */
-static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, vae_status local,
-                       int stop, double *objective, double *nelbo, double terms[2])
+/* How a step runs: local and stop as forward_backward takes them; sharded:
+   each rank updates its part of the weights (vae__comm_sharded). */
+typedef struct step_how {
+    vae_status local;
+    int stop, sharded;
+} step_how;
+
+/* Forward, backward and update on one batch whose rows come from job;
+   terms (if not NULL) gets the batch's sums of the reconstruction and KL
+   terms. */
+static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, step_how how,
+                       double *objective, double *nelbo, double terms[2])
 {
-    update_job up = {.m = m, .opt = opt, .scale = 1.0f};
+    update_job up = {.m = m, .opt = opt, .scale = 1.0f, .lo = 0, .hi = m->g->n_params};
     double sums[SUM_COUNT], nel, clip, norm;
-    VAE_TRY(forward_backward(m, job, local, stop, sums, "training step"));
+    VAE_TRY(forward_backward(m, job, how.local, how.stop, sums, "training step"));
     nel = sums[SUM_NELBO] / job->rows;
     if (!isfinite(sums[SUM_OBJECTIVE]) || !isfinite(nel)) {
         vae__clear_gradients(m);
@@ -302,7 +343,7 @@ static vae_status step(vae_model *m, vae_optimizer *opt, batch_job *job, vae_sta
                          sums[SUM_OBJECTIVE], nel, (long long)m->train.steps);
     }
     up.single = job->single;
-    VAE_TRY(reduce_gradient(m, &up, &norm));
+    VAE_TRY(reduce_gradient(m, &up, how.sharded, &norm));
     if (!isfinite(norm)) {
         vae__clear_gradients(m);
         return vae__fail(VAE_ERR_NOT_FINITE, "gradient is not finite at step %lld; the weights "
@@ -363,7 +404,8 @@ VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const 
     job = (batch_job){.m = m, .p = &m->plans[PLAN_TRAIN], .rows = (int)rows,
                       .feed = local == VAE_OK ? x->data : NULL, .backward = 1,
                       .out_node = {-1, -1}};
-    return step(m, opt, &job, local, 0, objective, nelbo, NULL);
+    /* the moments stay whole between the host's steps */
+    return step(m, opt, &job, (step_how){.local = local}, objective, nelbo, NULL);
 }
 
 /* The epoch's order, made from the seed and the epoch number so that a
@@ -442,29 +484,20 @@ static void end_epoch(vae_model *m, double *objective, double *nelbo, const char
     ts->epoch_images = 0;
 }
 
-VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
-                                         const vae_dataset *data, int batch,
-                                         vae_progress_fn progress, void *user, double *objective,
-                                         double *nelbo)
+/* The epoch's batches from its position on. */
+static vae_status run_batches(vae_model *m, vae_optimizer *opt, const vae_dataset *data,
+                              int batch, vae_progress_fn progress, void *user, const char *what)
 {
-    const char *what = "vae_model_train_epoch";
-    vae_status local = start_epoch(m, opt, data, batch, what);
-    train_state *ts;
-    int batches, stop = 0;
-    if (!m)
-        return local;
-    /* the ranks start together from the same state, or not at all */
-    VAE_TRY(vae__comm_check_same(m, local == VAE_OK ? opt : NULL, local, what));
-    ts = &m->train;
-    batches = (int)((data->count + batch - 1) / batch);
-    ts->batch = batch;
+    train_state *ts = &m->train;
+    int batches = (int)((data->count + batch - 1) / batch);
+    step_how how = {.sharded = vae__comm_sharded(m->comm)};
     for (int b = ts->epoch_pos; b < batches; b++) {
         int64_t first = (int64_t)b * batch;
         int rows = (int)(data->count - first < batch ? data->count - first : batch);
         batch_job job = {.m = m, .p = &m->plans[PLAN_TRAIN], .rows = rows, .data = data,
                          .index = m->perm + first, .backward = 1, .out_node = {-1, -1}};
         double obj, nel, terms[2];
-        VAE_TRY(step(m, opt, &job, VAE_OK, stop, &obj, &nel, terms));
+        VAE_TRY(step(m, opt, &job, how, &obj, &nel, terms));
         ts->epoch_objective += obj * rows;
         ts->epoch_nelbo += nel * rows;
         ts->epoch_recon += terms[0];
@@ -476,9 +509,45 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
             if (!vae__comm_active(m->comm))
                 return vae__fail(VAE_ERR_STOPPED, "%s: stopped by the progress callback after "
                                  "batch %d", what, b + 1);
-            stop = 1;
+            how.stop = 1;
         }
     }
+    return VAE_OK;
+}
+
+/* After a sharded epoch each rank's moments are current in its part only:
+   gathered, they are whole again for a save, a check or the host's steps.
+   Not after a failed collective, which the ranks may not all have seen. */
+static vae_status gather_moments(vae_model *m, vae_optimizer *opt, vae_status s,
+                                 int64_t failures_before)
+{
+    float *moments[2] = {opt->moment1, opt->moment2};
+    if (!vae__comm_sharded(m->comm) || vae__comm_failures(m->comm) != failures_before)
+        return s;
+    for (int i = 0; i < 2; i++) {
+        vae_status g = moments[i] ? vae__comm_allgather(m->comm, moments[i], opt->n) : VAE_OK;
+        if (g != VAE_OK)
+            return g;
+    }
+    return s;
+}
+
+VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
+                                         const vae_dataset *data, int batch,
+                                         vae_progress_fn progress, void *user, double *objective,
+                                         double *nelbo)
+{
+    const char *what = "vae_model_train_epoch";
+    vae_status local = start_epoch(m, opt, data, batch, what), s;
+    int64_t failures;
+    if (!m)
+        return local;
+    /* the ranks start together from the same state, or not at all */
+    VAE_TRY(vae__comm_check_same(m, local == VAE_OK ? opt : NULL, local, what));
+    m->train.batch = batch;
+    failures = vae__comm_failures(m->comm);
+    s = run_batches(m, opt, data, batch, progress, user, what);
+    VAE_TRY(gather_moments(m, opt, s, failures));
     end_epoch(m, objective, nelbo, what);
     /* a drift between the ranks is an error, never a silent divergence */
     return vae__comm_check_same(m, opt, VAE_OK, what);

@@ -39,7 +39,7 @@ enum { MAX_RANKS = 4, MAX_CALLS = 16, BARRIER_SECONDS = 120 };
 
 /* ---- the fake communicator ---- */
 
-enum { FAKE_SUM = 1, FAKE_BROADCAST = 2 };
+enum { FAKE_SUM = 1, FAKE_BROADCAST = 2, FAKE_REDUCE_SCATTER = 3, FAKE_ALLGATHER = 4 };
 enum { FAULT_NONE = 0, FAULT_ONE = 1, FAULT_ALL = 2 };
 
 typedef struct fake_call {
@@ -60,6 +60,7 @@ typedef struct world {
     int broken; /* a rank left or waited too long: every call fails from then on */
     fake_call call[MAX_RANKS];
     int sums[MAX_RANKS], broadcasts[MAX_RANKS]; /* calls made, by each rank's thread */
+    int scatters[MAX_RANKS], gathers[MAX_RANKS];
     /* a fault: rank fault_rank's fault_at-th call of fault_op fails */
     int fault_rank, fault_op, fault_at, fault_scope;
     /* what went wrong, for the tests to assert */
@@ -192,6 +193,8 @@ static int calls_differ(world *w, int rank)
 
 static int fake_sum(void *user, void *data, int64_t count, vae_comm_type type);
 static int fake_broadcast(void *user, void *data, int64_t bytes, int root);
+static int fake_reduce_scatter(void *user, float *data, int64_t count);
+static int fake_allgather(void *user, float *data, int64_t count);
 
 /* ---- a rank: its handles, and what its script recorded ---- */
 
@@ -258,6 +261,59 @@ static int fake_broadcast(void *user, void *data, int64_t bytes, int root)
         return 1;
     if (!(rc = calls_differ(w, r)) && r != root)
         memcpy(data, w->call[root].copy, (size_t)bytes);
+    if (world_wait(w))
+        return 2;
+    return fault == FAULT_ONE ? 3 : rc;
+}
+
+/* Rank r's part of count values, as vae.h defines it. */
+static void part_of(int r, int size, int64_t count, int64_t *lo, int64_t *hi)
+{
+    *lo = count * r / size;
+    *hi = count * (r + 1) / size;
+}
+
+/* The part summed in rank order (the bits fake_sum gives those values);
+   the rest NaN, which the library must not read. */
+static int fake_reduce_scatter(void *user, float *data, int64_t count)
+{
+    rank_ctx *me = user;
+    world *w = me->w;
+    int r = me->rank, fault = fault_here(w, r, FAKE_REDUCE_SCATTER, ++w->scatters[r]), rc;
+    fake_call call = {.op = FAKE_REDUCE_SCATTER, .count = count, .root = -1,
+                      .fail = fault == FAULT_ALL};
+    int64_t lo, hi;
+    if (publish(w, r, call, data, (size_t)count * sizeof *data))
+        return 1;
+    if (!(rc = calls_differ(w, r))) {
+        part_of(r, w->size, count, &lo, &hi);
+        for (int64_t i = 0; i < count; i++) {
+            float sum = ((const float *)w->call[0].copy)[i];
+            for (int k = 1; k < w->size; k++)
+                sum += ((const float *)w->call[k].copy)[i];
+            data[i] = i >= lo && i < hi ? sum : NAN;
+        }
+    }
+    if (world_wait(w))
+        return 2;
+    return fault == FAULT_ONE ? 3 : rc;
+}
+
+static int fake_allgather(void *user, float *data, int64_t count)
+{
+    rank_ctx *me = user;
+    world *w = me->w;
+    int r = me->rank, fault = fault_here(w, r, FAKE_ALLGATHER, ++w->gathers[r]), rc;
+    fake_call call = {.op = FAKE_ALLGATHER, .count = count, .root = -1,
+                      .fail = fault == FAULT_ALL};
+    if (publish(w, r, call, data, (size_t)count * sizeof *data))
+        return 1;
+    if (!(rc = calls_differ(w, r)))
+        for (int k = 0; k < w->size; k++) {
+            int64_t lo, hi;
+            part_of(k, w->size, count, &lo, &hi);
+            memcpy(data + lo, (const float *)w->call[k].copy + lo, (size_t)(hi - lo) * sizeof *data);
+        }
     if (world_wait(w))
         return 2;
     return fault == FAULT_ONE ? 3 : rc;
@@ -348,6 +404,7 @@ typedef struct setup {
     int threads, max_batch;
     int64_t rows;  /* of the data set */
     uint64_t seed; /* of every rank's model */
+    int sharded;   /* the communicators also reduce-scatter and allgather */
 } setup;
 
 /* Each rank's handles, built as separate processes would build them. */
@@ -366,6 +423,11 @@ static void ranks_create(rank_ctx *ctx, world *w, setup s)
             ck_assert_int_eq(vae_comm_create(&c->comm, r, s.size), VAE_OK);
             ck_assert_int_eq(vae_comm_set_sum(c->comm, fake_sum, c), VAE_OK);
             ck_assert_int_eq(vae_comm_set_broadcast(c->comm, fake_broadcast, c), VAE_OK);
+            if (s.sharded) {
+                ck_assert_int_eq(vae_comm_set_reduce_scatter(c->comm, fake_reduce_scatter, c),
+                                 VAE_OK);
+                ck_assert_int_eq(vae_comm_set_allgather(c->comm, fake_allgather, c), VAE_OK);
+            }
             ck_assert_int_eq(vae_model_set_comm(c->m, c->comm), VAE_OK);
             ck_assert_ptr_eq(vae_model_comm(c->m), c->comm);
         }
@@ -539,6 +601,140 @@ START_TEST(test_train_matches_one_process)
 }
 END_TEST
 
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    strcpy(tmpdir, "/tmp/vae_test_comm_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(tmpdir);
+}
+
+/* The bytes of a file. */
+static unsigned char *file_bytes(const char *path, long *size)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b;
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    rewind(f);
+    b = malloc((size_t)*size);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(fread(b, 1, (size_t)*size, f), (size_t)*size);
+    fclose(f);
+    return b;
+}
+
+/* The sharded update (reduce-scatter, each rank's part, allgather) against
+   the summed one, both summing in rank order: the same bits, weights,
+   losses and saved optimizer moments; also after a stop on one rank.
+   Loop: 2 or 3 ranks, 1 or 2 threads. */
+START_TEST(test_sharded_update)
+{
+    int size = 2 + _i % 2, threads = 1 + _i / 2;
+    train_job job = {.epochs = 3, .batch = 37, .stop_rank = size - 1, .stop_after = 2};
+    setup s = {.size = size, .threads = threads, .max_batch = 64, .rows = ROWS, .seed = 19};
+    setup sh = s;
+    rank_ctx plain[MAX_RANKS], shard[MAX_RANKS];
+    world w1, w2;
+    char path[2][96];
+    unsigned char *bytes[2];
+    long size_of[2];
+    sh.sharded = 1;
+    ranks_create(plain, &w1, s);
+    ranks_create(shard, &w2, sh);
+    for (int r = 0; r < size; r++)
+        plain[r].job = shard[r].job = &job;
+    run_ranks(plain, size, train_script);
+    run_ranks(shard, size, train_script);
+    expect_clean(&w1);
+    expect_clean(&w2);
+    /* the stop, then the rest of epoch 1 and epochs 2 and 3 */
+    ck_assert_int_eq(shard[0].status[0], VAE_ERR_STOPPED);
+    ck_assert_int_eq(plain[0].status[0], VAE_ERR_STOPPED);
+    job.stop_rank = -1;
+    for (int r = 0; r < size; r++)
+        plain[r].n = shard[r].n = 0;
+    run_ranks(plain, size, train_script);
+    run_ranks(shard, size, train_script);
+    expect_clean(&w1);
+    expect_clean(&w2);
+    expect_ranks_identical(shard, size);
+    for (int r = 0; r < size; r++) {
+        ck_assert_int_gt(w2.scatters[r], 0);
+        ck_assert_int_gt(w2.gathers[r], w2.scatters[r]); /* weights, and moments */
+        ck_assert_int_eq(w1.scatters[r], 0);
+        for (int e = 0; e < 3; e++) {
+            ck_assert_msg(shard[r].status[e] == VAE_OK, "%s", shard[r].message[e]);
+            ck_assert_double_eq(shard[r].a[e], plain[r].a[e]);
+            ck_assert_double_eq(shard[r].b[e], plain[r].b[e]);
+        }
+        ck_assert_uint_eq(vae_model_checksum(shard[r].m), vae_model_checksum(plain[r].m));
+    }
+    /* the moments are whole again: the saved files are the same bytes */
+    make_tmpdir();
+    for (int k = 0; k < 2; k++) {
+        rank_ctx *c = k ? &shard[0] : &plain[0];
+        snprintf(path[k], sizeof path[k], "%s/sharded%d.vae", tmpdir, k);
+        ck_assert_int_eq(vae_model_save(c->m, c->opt, path[k]), VAE_OK);
+        bytes[k] = file_bytes(path[k], &size_of[k]);
+    }
+    ck_assert_int_eq(size_of[0], size_of[1]);
+    ck_assert(memcmp(bytes[0], bytes[1], (size_t)size_of[0]) == 0);
+    free(bytes[0]);
+    free(bytes[1]);
+    remove_tmpdir();
+    printf("test_comm: sharded update on %d ranks x %d thread(s): the summed update's bits "
+           "(%d reduce-scatters, %d allgathers on rank 0)\n", size, threads, w2.scatters[0],
+           w2.gathers[0]);
+    ranks_free(plain, size);
+    ranks_free(shard, size);
+}
+END_TEST
+
+/* A reduce-scatter or an allgather failing on every rank: VAE_ERR_COMM on
+   each, nobody left waiting. */
+START_TEST(test_sharded_callback_fails)
+{
+    int op = _i ? FAKE_ALLGATHER : FAKE_REDUCE_SCATTER;
+    train_job job = {.epochs = 1, .batch = 37, .stop_rank = -1};
+    setup s = {.size = 2, .threads = 1, .max_batch = 64, .rows = ROWS, .seed = 19,
+               .sharded = 1};
+    rank_ctx ctx[MAX_RANKS];
+    world w;
+    ranks_create(ctx, &w, s);
+    world_fault(&w, 1, op, 3, FAULT_ALL);
+    for (int r = 0; r < 2; r++)
+        ctx[r].job = &job;
+    run_ranks(ctx, 2, train_script);
+    ck_assert_int_eq(w.abandoned, 0);
+    ck_assert_int_eq(w.timeouts, 0);
+    for (int r = 0; r < 2; r++) {
+        ck_assert_int_eq(ctx[r].status[0], VAE_ERR_COMM);
+        ck_assert_msg(contains(ctx[r].message[0], op == FAKE_ALLGATHER ? "allgather"
+                                                                       : "reduce-scatter"),
+                      "%s", ctx[r].message[0]);
+    }
+    ranks_free(ctx, 2);
+}
+END_TEST
+
 /* ---- 2. Evaluation ---- */
 
 typedef struct eval_job {
@@ -621,29 +817,6 @@ END_TEST
 
 /* ---- 3. Resume across rank counts, and a stop on one rank ---- */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    strcpy(tmpdir, "/tmp/vae_test_comm_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
-}
 
 typedef struct save_job {
     train_job train;
@@ -1606,6 +1779,7 @@ int main(void)
     tcase_add_loop_test(equal, test_train_matches_one_process, 0, 12);
     tcase_add_loop_test(equal, test_evaluate_matches_one_process, 0, 6);
     tcase_add_test(equal, test_train_step);
+    tcase_add_loop_test(equal, test_sharded_update, 0, 4);
     suite_add_tcase(s, equal);
     tcase_set_timeout(resume, 300);
     tcase_add_checked_fixture(resume, make_tmpdir, remove_tmpdir);
@@ -1619,6 +1793,7 @@ int main(void)
     tcase_add_test(fail, test_data_size_differs);
     tcase_add_loop_test(fail, test_callback_fails, 0, 4);
     tcase_add_test(fail, test_sum_fails_on_one_rank);
+    tcase_add_loop_test(fail, test_sharded_callback_fails, 0, 2);
     tcase_add_test(fail, test_different_seeds);
     tcase_add_loop_test(fail, test_comm_check, 0, 4);
     tcase_add_test(fail, test_comm_check_foreign_optimizer);

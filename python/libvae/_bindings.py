@@ -8,7 +8,8 @@ by tests/python/test_drift.py.  Type names:
   S       const char * / char *           VP   void *
   H       a handle (vae_model * etc.)     HP   a handle's address (vae_model **)
   IP I32P I64P FP DP SZP U8P              pointers to those types
-  PROGRESS LOG_FN COMM_SUM COMM_BCAST     the callback types
+  PROGRESS LOG_FN COMM_SUM COMM_BCAST COMM_REDUCE_SCATTER COMM_ALLGATHER
+                                          the callback types
 Enum arguments are I (an enum is an int at the ABI).
 """
 import ctypes as C
@@ -24,6 +25,10 @@ LOG_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_char_p)
 # vae_comm_sum_fn(user, data, count, type) and vae_comm_broadcast_fn(user, data, bytes, root)
 COMM_SUM = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64, C.c_int)
 COMM_BCAST = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64, C.c_int)
+# vae_comm_reduce_scatter_fn(user, data, count) and vae_comm_allgather_fn(user, data, count),
+# data a float * (taken as a void * here, as the others: the trampolines cast it)
+COMM_REDUCE_SCATTER = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64)
+COMM_ALLGATHER = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int64)
 
 TABLE = {
     "vae_version_string": (S, []),
@@ -127,6 +132,8 @@ TABLE = {
     "vae_comm_free": (None, [H]),
     "vae_comm_set_sum": (STATUS, [H, COMM_SUM, VP]),
     "vae_comm_set_broadcast": (STATUS, [H, COMM_BCAST, VP]),
+    "vae_comm_set_reduce_scatter": (STATUS, [H, COMM_REDUCE_SCATTER, VP]),
+    "vae_comm_set_allgather": (STATUS, [H, COMM_ALLGATHER, VP]),
     "vae_comm_rank": (I, [H]),
     "vae_comm_size": (I, [H]),
     "vae_comm_agree": (STATUS, [H, STATUS]),

@@ -8,6 +8,16 @@ The host supplies the two collective operations as Python callables:
     broadcast(array, root)  copy rank root's bytes (a 1-D uint8 view) into
                             every rank's, in place
 
+and optionally the two halves of a sum (with both, train_epoch shards the
+optimizer's update: each rank updates its part of the weights and moments),
+on a 1-D float32 view of `count` values, where rank r's part is
+[count * r // size, count * (r + 1) // size) (see Comm.part):
+
+    reduce_scatter(array)   sum the array over all ranks into (at least) this
+                            rank's part, in place; the rest may be changed
+    allgather(array)        copy every rank's part into every rank's array,
+                            in place
+
 Each gets a view of the library's own buffer (np.ctypeslib.as_array on the
 pointer), valid during the call only; a callable may also return an array
 of the same size, which is then copied into the view.  The callables run in
@@ -24,7 +34,7 @@ import weakref
 
 import numpy as np
 
-from ._bindings import COMM_BCAST, COMM_SUM
+from ._bindings import COMM_ALLGATHER, COMM_BCAST, COMM_REDUCE_SCATTER, COMM_SUM
 from ._ffi import fn
 from .enums import CommType, Status
 from .errors import ArgumentError, LibvaeError, StateError
@@ -38,11 +48,13 @@ class _Ops:
     the C trampolines, which therefore do not keep the Comm alive."""
 
     def __init__(self):
-        self.sum = self.broadcast = None
+        self.sum = self.broadcast = self.reduce_scatter = self.allgather = None
         self.error = None
 
     @staticmethod
     def _view(data, ctype, dtype, count):
+        if count == 0 or not data:  # nothing to see (and no NULL pointer to NumPy)
+            return np.empty(0, dtype)
         # .view(dtype): a plain NumPy buffer format ("d", not ctypes' "<d",
         # which e.g. mpi4py 3 does not take)
         return np.ctypeslib.as_array(C.cast(data, C.POINTER(ctype)), shape=(count,)).view(dtype)
@@ -74,6 +86,26 @@ class _Ops:
         except BaseException as e:
             return self._keep(e)
 
+    def _call_floats(self, func, data, count):
+        try:
+            a = self._view(data, C.c_float, np.float32, count)
+            out = func(a)
+            if out is not None and out is not a:
+                a[...] = np.asarray(out).reshape(a.shape)
+            return 0
+        except BaseException as e:
+            return self._keep(e)
+
+    def call_reduce_scatter(self, user, data, count):
+        return self._call_floats(self.reduce_scatter, data, count)
+
+    def call_allgather(self, user, data, count):
+        return self._call_floats(self.allgather, data, count)
+
+
+def _part(count, rank, size):
+    return count * rank // size, count * (rank + 1) // size
+
 
 def _status_of(local):
     """A status for agree(): a Status/int, None (OK), a LibvaeError (its
@@ -97,14 +129,18 @@ class Comm:
 
     Comm(rank, size, sum=f, broadcast=g); both are needed before a
     communicator of more than one rank is set on a model (model.set_comm).
-    A communicator of one rank needs neither.  The model keeps the Comm
+    A communicator of one rank needs neither.  reduce_scatter= and
+    allgather= are optional; with both (see .sharded), train_epoch shards
+    the optimizer's update over the ranks.  The model keeps the Comm
     referenced; close() detaches it from its models first.  See the module
     docstring for the callables' contract."""
 
-    def __init__(self, rank=0, size=1, sum=None, broadcast=None):
+    def __init__(self, rank=0, size=1, sum=None, broadcast=None, reduce_scatter=None,
+                 allgather=None):
         self._h = None
         self._ops = _Ops()
-        self._c_sum = self._c_broadcast = None  # the C trampolines, alive as long as self
+        # the C trampolines, alive as long as self
+        self._c_sum = self._c_broadcast = self._c_reduce_scatter = self._c_allgather = None
         self._models = weakref.WeakSet()
         self.mpi_comm, self._mpi_owned = None, False
         h = C.c_void_p()
@@ -114,21 +150,28 @@ class Comm:
             self.set_sum(sum)
         if broadcast is not None:
             self.set_broadcast(broadcast)
+        if reduce_scatter is not None:
+            self.set_reduce_scatter(reduce_scatter)
+        if allgather is not None:
+            self.set_allgather(allgather)
 
     @classmethod
-    def from_mpi4py(cls, comm, dup=True):
+    def from_mpi4py(cls, comm, dup=True, shard=True):
         """A Comm over an mpi4py communicator (e.g. MPI.COMM_WORLD): sum is
         comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM), broadcast
-        comm.Bcast(array, root), both in pieces of at most 8 MiB.  With dup
-        (the default) it works on comm.Dup() with MPI.ERRORS_RETURN (so the
-        library's messages never match the host's own, and an MPI failure
-        becomes a CommError instead of aborting); then this call and close()
-        are collective over comm, and close() frees the duplicate.  The
-        communicator used is .mpi_comm."""
+        comm.Bcast(array, root), and with shard (the default) reduce_scatter
+        comm.Reduce_scatter(MPI.IN_PLACE, ...) and allgather
+        comm.Allgatherv(MPI.IN_PLACE, ...), all in pieces of at most 8 MiB.
+        With dup (the default) it works on comm.Dup() with MPI.ERRORS_RETURN
+        (so the library's messages never match the host's own, and an MPI
+        failure becomes a CommError instead of aborting); then this call and
+        close() are collective over comm, and close() frees the duplicate.
+        The communicator used is .mpi_comm."""
         from mpi4py import MPI
         c = comm.Dup() if dup else comm
         if dup:
             c.Set_errhandler(MPI.ERRORS_RETURN)
+        rank, size = c.Get_rank(), c.Get_size()
 
         def mpi_sum(a):
             step = max(1, MPI_CHUNK_BYTES // a.itemsize)
@@ -139,7 +182,35 @@ class Comm:
             for i in range(0, a.size, MPI_CHUNK_BYTES):
                 c.Bcast(a[i:i + MPI_CHUNK_BYTES], root=root)
 
-        self = cls(c.Get_rank(), c.Get_size(), sum=mpi_sum, broadcast=mpi_broadcast)
+        def pieces(a):
+            """The pieces [i, j) of a, and in each the length and offset of
+            every rank's part (in its piece, which may hold none of it)."""
+            bounds = [_part(a.size, r, size) for r in range(size)]
+            step = max(1, MPI_CHUNK_BYTES // a.itemsize)
+            for i in range(0, a.size, step):
+                j = min(a.size, i + step)
+                lens, offs = [], []
+                for lo, hi in bounds:
+                    lo, hi = max(lo, i), min(hi, j)
+                    lens.append(max(0, hi - lo))
+                    offs.append(min(lo, j) - i)
+                yield i, j, lens, offs
+
+        def mpi_reduce_scatter(a):
+            for i, j, lens, offs in pieces(a):
+                piece, n = a[i:j], lens[rank]
+                # in place, this rank's sums land at the start of the piece
+                c.Reduce_scatter(MPI.IN_PLACE, piece, lens, op=MPI.SUM)
+                if n and offs[rank]:
+                    piece[offs[rank]:offs[rank] + n] = piece[:n].copy()
+
+        def mpi_allgather(a):
+            for i, j, lens, offs in pieces(a):
+                c.Allgatherv(MPI.IN_PLACE, [a[i:j], lens, offs, MPI.FLOAT])
+
+        self = cls(rank, size, sum=mpi_sum, broadcast=mpi_broadcast,
+                   reduce_scatter=mpi_reduce_scatter if shard else None,
+                   allgather=mpi_allgather if shard else None)
         self.mpi_comm, self._mpi_owned = c, dup
         return self
 
@@ -161,8 +232,34 @@ class Comm:
         fn.comm_set_broadcast(self.handle, cb, None)
         self._ops.broadcast, self._c_broadcast = func, cb
 
+    def set_reduce_scatter(self, func):
+        """Sets the optional reduce-scatter, func(float32_array): the sum
+        over all ranks into (at least) this rank's part, in place."""
+        cb = COMM_REDUCE_SCATTER(self._ops.call_reduce_scatter)
+        fn.comm_set_reduce_scatter(self.handle, cb, None)
+        self._ops.reduce_scatter, self._c_reduce_scatter = func, cb
+
+    def set_allgather(self, func):
+        """Sets the optional allgather, func(float32_array): every rank's
+        part into every rank's array, in place."""
+        cb = COMM_ALLGATHER(self._ops.call_allgather)
+        fn.comm_set_allgather(self.handle, cb, None)
+        self._ops.allgather, self._c_allgather = func, cb
+
     rank = property(lambda self: fn.comm_rank(self.handle), doc="This process's rank.")
     size = property(lambda self: fn.comm_size(self.handle), doc="The number of ranks.")
+
+    @property
+    def sharded(self):
+        """True if train_epoch shards the optimizer's update: more than one
+        rank, and both reduce_scatter and allgather set."""
+        return (self.size > 1 and self._ops.reduce_scatter is not None
+                and self._ops.allgather is not None)
+
+    def part(self, count, rank=None):
+        """(lo, hi): the part [lo, hi) of `count` values that belongs to
+        rank (by default this one) in reduce_scatter and allgather."""
+        return _part(count, self.rank if rank is None else rank, self.size)
 
     def __repr__(self):
         if self._h is None:

@@ -21,6 +21,7 @@ C_TO_TABLE = {
     "size_t *": "SZP", "uint8_t *": "U8P", "int32_t *": "I32P",
     "void *": "VP", "vae_progress_fn": "PROGRESS", "vae_log_fn": "LOG_FN",
     "vae_comm_sum_fn": "COMM_SUM", "vae_comm_broadcast_fn": "COMM_BCAST",
+    "vae_comm_reduce_scatter_fn": "COMM_REDUCE_SCATTER", "vae_comm_allgather_fn": "COMM_ALLGATHER",
 }
 HANDLES = ("vae_tensor", "vae_graph", "vae_model", "vae_optimizer", "vae_dataset", "vae_comm")
 

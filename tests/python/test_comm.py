@@ -1,7 +1,7 @@
 """Training across "processes": libvae.Comm with ranks as Python threads of
-one process, whose sum and broadcast run in Python over shared NumPy
-buffers; and, when mpirun and mpi4py are there, Comm.from_mpi4py under
-mpirun with 2 ranks."""
+one process, whose sum and broadcast (and reduce-scatter and allgather) run
+in Python over shared NumPy buffers; and, when mpirun and mpi4py are there,
+Comm.from_mpi4py under mpirun with 2 ranks."""
 import json
 import os
 import shutil
@@ -65,9 +65,57 @@ class World:
             self.barrier.wait()
         return op
 
-    def comm(self, rank, sum=None, broadcast=None):
+    def part(self, count, rank):
+        return count * rank // self.size, count * (rank + 1) // self.size
+
+    def reduce_scatter_op(self, rank, returning=False):
+        """The sum of this rank's part only, added in rank order as sum_op
+        does (the same bits); with returning, the result is returned as a
+        new array (the rest of it garbage, as the contract allows)."""
+        def op(a):
+            self.slots[rank] = a
+            self.barrier.wait()
+            lo, hi = self.part(a.size, rank)
+            total = self.slots[0][lo:hi].copy()
+            for r in range(1, self.size):
+                total += self.slots[r][lo:hi]
+            self.barrier.wait()
+            out = np.full_like(a, np.nan) if returning else a
+            out[lo:hi] = total
+            return out
+        return op
+
+    def allgather_op(self, rank, returning=False):
+        def op(a):
+            self.slots[rank] = a
+            self.barrier.wait()
+            out = a.copy() if returning else a
+            for r in range(self.size):
+                if r != rank:
+                    lo, hi = self.part(a.size, r)
+                    out[lo:hi] = self.slots[r][lo:hi]  # no rank writes another's part of its own
+            self.barrier.wait()
+            return out
+        return op
+
+    def comm(self, rank, sum=None, broadcast=None, reduce_scatter=None, allgather=None):
         return lv.Comm(rank, self.size, sum=self._guarded(sum or self.sum_op(rank)),
-                       broadcast=self._guarded(broadcast or self.broadcast_op(rank)))
+                       broadcast=self._guarded(broadcast or self.broadcast_op(rank)),
+                       reduce_scatter=reduce_scatter and self._guarded(reduce_scatter),
+                       allgather=allgather and self._guarded(allgather))
+
+    def sharded_comm(self, rank, calls=None):
+        """A Comm with reduce_scatter and allgather too (rank 1's return new
+        arrays, rank 0's work in place); calls (a list) gets their names."""
+        def counted(name, op):
+            def run(a):
+                if calls is not None:
+                    calls.append((rank, name, a.size))
+                return op(a)
+            return run
+        return self.comm(rank, reduce_scatter=counted("reduce_scatter",
+                                                      self.reduce_scatter_op(rank, rank == 1)),
+                         allgather=counted("allgather", self.allgather_op(rank, rank == 1)))
 
 
 def run_ranks(size, body, make=None):
@@ -124,18 +172,30 @@ def rel_close(a, b, rel=1e-4):
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
 
 
-def test_two_ranks_train_as_one_process(dataset, one_process):
+def two_ranks(dataset, make=None):
     def body(rank, comm):
         m = new_model(comm)
         assert m.comm is comm and comm.rank == rank and comm.size == 2
         m.comm_check(optimizer=True)
         out = train(m, lv.Dataset.from_numpy(*dataset))
-        m.comm_check(optimizer=True)
+        m.comm_check(optimizer=True)  # a sharded epoch gathers the moments when it ends
         out["ll"] = m.log_likelihood(lv.Dataset.from_numpy(*dataset), 4, seed=7)
+        out["sharded"] = comm.sharded
         return out
 
-    (r0, r1), errors = run_ranks(2, body)
+    return run_ranks(2, body, make)
+
+
+@pytest.fixture(scope="module")
+def two_ranks_sum_only(dataset):
+    (r0, r1), errors = two_ranks(dataset)
     assert errors == [None, None], errors
+    return r0, r1
+
+
+def test_two_ranks_train_as_one_process(dataset, one_process, two_ranks_sum_only):
+    r0, r1 = two_ranks_sum_only
+    assert not r0["sharded"] and not r1["sharded"]
     assert r0["checksum"] == r1["checksum"] and np.array_equal(r0["params"], r1["params"])
     assert r0["losses"] == r1["losses"] and r0["evaluate"] == r1["evaluate"]
     assert r0["terms"] == r1["terms"] and r0["ll"] == r1["ll"]
@@ -145,6 +205,66 @@ def test_two_ranks_train_as_one_process(dataset, one_process):
     for a, b in zip(r0["terms"], one_process["terms"]):
         assert rel_close(a, b, 1e-3)
     assert np.allclose(r0["params"], one_process["params"], rtol=1e-3, atol=1e-5)
+
+
+def test_two_ranks_sharded_train_as_the_sum(dataset, two_ranks_sum_only):
+    """With reduce_scatter and allgather too, train_epoch shards the update
+    (each rank updates its half of the weights and moments): the same
+    training as the sum alone, since the fake adds in the same order."""
+    world, calls = World(2), []
+    (r0, r1), errors = two_ranks(dataset, lambda rank: world.sharded_comm(rank, calls))
+    assert errors == [None, None], errors
+    assert r0["sharded"] and r1["sharded"]
+    n = r0["params"].size
+    names = {name for _, name, _ in calls}
+    assert names == {"reduce_scatter", "allgather"}, names
+    assert {size for _, _, size in calls} == {n}  # weights, gradients and moments alike
+    steps = EPOCHS * 4  # 100 rows in batches of 32
+    for rank in (0, 1):
+        mine = [name for r, name, _ in calls if r == rank]
+        # per step a reduce-scatter of the gradient and an allgather of the
+        # weights; per epoch also an allgather of each of Adam's two moments
+        assert mine.count("reduce_scatter") == steps, mine
+        assert mine.count("allgather") >= steps, mine
+    assert r0["checksum"] == r1["checksum"] and np.array_equal(r0["params"], r1["params"])
+    assert r0["losses"] == r1["losses"] and r0["evaluate"] == r1["evaluate"]
+    assert r0["terms"] == r1["terms"] and r0["ll"] == r1["ll"]
+    s0 = two_ranks_sum_only[0]
+    for (obj, nelbo), (obj1, nelbo1) in zip(r0["losses"], s0["losses"]):
+        assert rel_close(obj, obj1, 1e-6) and rel_close(nelbo, nelbo1, 1e-6), \
+            (r0["losses"], s0["losses"])
+    assert rel_close(r0["evaluate"], s0["evaluate"], 1e-6)
+    assert np.allclose(r0["params"], s0["params"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("op", ["reduce_scatter", "allgather"])
+def test_raising_shard_operation_fails_every_rank(dataset, op):
+    """Rank 1's reduce_scatter or allgather raises at its first call (the
+    first batch): both ranks get a CommError, rank 1's caused by the
+    exception, as for the sum; nobody hangs."""
+    world = World(2, timeout=20)
+
+    def make(rank):
+        comm = world.sharded_comm(rank)
+        if rank == 1:
+            def boom(a):
+                raise Boom("rank 1's %s failed" % op)
+            getattr(comm, "set_" + op)(world._guarded(boom))
+        return comm
+
+    def body(rank, comm):
+        m = new_model(comm)
+        with pytest.raises(lv.LibvaeError) as e:
+            m.train_epoch(lv.Dataset.from_numpy(*dataset), BATCH)
+        assert comm.callback_error is None
+        return e.value
+
+    (e0, e1), errors = run_ranks(2, body, make)
+    assert errors == [None, None], errors
+    assert e0.status == e1.status == lv.Status.COMM
+    assert isinstance(e1, lv.CommError) and isinstance(e1.__cause__, Boom)
+    assert e1.callback_error is e1.__cause__ and op in str(e1.__cause__)
+    assert isinstance(e0, lv.CommError) and isinstance(e0.__cause__, threading.BrokenBarrierError)
 
 
 def test_comm_check_names_a_difference(dataset):
@@ -327,15 +447,35 @@ import libvae as lv
 sys.path.insert(0, sys.argv[1])
 from test_libvae import data, small_graph
 world = MPI.COMM_WORLD
-comm = lv.Comm.from_mpi4py(world)
-m = lv.Model(small_graph(seed=42))
-m.optimizer = lv.Optimizer(m, lv.OptimizerKind.ADAM, learning_rate=%(lr)r)
-m.set_comm(comm)
 ds = lv.Dataset.from_numpy(*data(100))
-losses = [m.train_epoch(ds, %(batch)d) for _ in range(%(epochs)d)]
-m.comm_check(optimizer=True)
+
+
+def trained(comm):
+    m = lv.Model(small_graph(seed=42))
+    m.optimizer = lv.Optimizer(m, lv.OptimizerKind.ADAM, learning_rate=%(lr)r)
+    m.set_comm(comm)
+    losses = [m.train_epoch(ds, %(batch)d) for _ in range(%(epochs)d)]
+    m.comm_check(optimizer=True)
+    return m, losses
+
+
+# the sum alone; then sharded (reduce-scatter and allgather) in pieces of
+# 4000 bytes, which split the 4518 weights across the ranks' parts
+with lv.Comm.from_mpi4py(world, shard=False) as plain:
+    m, losses = trained(plain)
+    plain_run = {"sharded": plain.sharded, "losses": losses, "checksum": m.checksum()}
+    m.close()
+lv.comm.MPI_CHUNK_BYTES, chunk = 4000, lv.comm.MPI_CHUNK_BYTES
+with lv.Comm.from_mpi4py(world) as pieces:
+    m, losses = trained(pieces)
+    pieces_run = {"sharded": pieces.sharded, "losses": losses, "checksum": m.checksum()}
+    m.close()
+lv.comm.MPI_CHUNK_BYTES = chunk
+comm = lv.Comm.from_mpi4py(world)  # sharded, in one piece
+m, losses = trained(comm)
 out = {"rank": comm.rank, "size": comm.size, "losses": losses, "evaluate": m.evaluate(ds),
-       "checksum": m.checksum()}
+       "checksum": m.checksum(), "sharded": comm.sharded, "plain": plain_run,
+       "pieces": pieces_run}
 a = np.full(4, comm.rank, np.float32)
 comm.broadcast(a, root=1)
 out["broadcast"] = a.tolist()
@@ -383,4 +523,11 @@ def test_mpi4py_two_ranks(tmp_path, one_process):
         assert rel_close(obj, obj1) and rel_close(nelbo, nelbo1)
     assert rel_close(r0["evaluate"], one_process["evaluate"])
     assert r0["broadcast"] == r1["broadcast"] == [1.0] * 4
+    # sharded or not, in one piece or several: the same training, the same
+    # weights on both ranks; in pieces or not, the same bits
+    assert r0["sharded"] and r0["pieces"]["sharded"] and not r0["plain"]["sharded"]
+    assert r0["plain"] == r1["plain"] and r0["pieces"] == r1["pieces"]
+    assert r0["pieces"]["checksum"] == r0["checksum"] and r0["pieces"]["losses"] == r0["losses"]
+    for (obj, nelbo), (obj1, nelbo1) in zip(r0["plain"]["losses"], r0["losses"]):
+        assert rel_close(obj, obj1, 1e-6) and rel_close(nelbo, nelbo1, 1e-6)
     assert (r0["guard"], r1["guard"]) == ("CommError", "OSError")

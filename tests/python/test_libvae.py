@@ -360,8 +360,10 @@ def test_log_callback(model):
 
 def test_comm_one_rank(model):
     """The communicator calls in this file too (test_comm.py has the ranks)."""
-    with lv.Comm(0, 1, sum=lambda a: None, broadcast=lambda a, root: None) as c:
+    with lv.Comm(0, 1, sum=lambda a: None, broadcast=lambda a, root: None,
+                 reduce_scatter=lambda a: None, allgather=lambda a: None) as c:
         assert (c.rank, c.size) == (0, 1)
+        assert not c.sharded and c.part(10) == (0, 10)  # one rank: nothing to shard
         model.set_comm(c)
         assert model.comm is c and model.checksum() == model.checksum() != 0
         model.comm_check(optimizer=True)
