@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Bytes per MPI call.  MPI counts are int, so long arrays need several
    calls anyway; 8 MiB pieces also avoid a cliff of Open MPI 4.1 over
@@ -13,15 +14,23 @@
    all-reduce of more than 32 MB fell from 6 GB/s to 0.35 GB/s.  Splitting
    costs nothing measurable: a 40 MB sum of 2 ranks took 6 ms in 8 MiB
    pieces against 110-140 ms whole, a 28 MB one 4.1-4.5 ms either way, and
-   a 40 MB broadcast 2.4-2.5 ms either way (bench/allreduce_time.c). */
+   a 40 MB broadcast 2.4-2.5 ms either way (bench/allreduce_time.c).
+   The reduce-scatter and the all-gather are one MPI call each, over the
+   whole array whose parts libvae defines, and so meet that cliff: for 2
+   ranks the pair took 8.6-9.0 ms on 28 MB (all-reduce in pieces 4.4-4.7
+   ms) but 180 ms on 40 MB (6.4-6.5 ms), almost all in the reduce-scatter. */
 #define CHUNK_BYTES ((int64_t)8 << 20)
 
 struct vae_mpi {
     MPI_Comm comm; /* the duplicate: libvae's collectives only */
     vae_comm *vc;
-    int local_size, local_rank;
+    int rank, size, local_size, local_rank;
     double seconds;
     int64_t calls, bytes;
+    /* The ranks' parts of the last count of reduce_scatter_cb or
+       allgather_cb (-1: none yet): counts[r] floats at displs[r]. */
+    int64_t parts_of;
+    int *counts, *displs;
 };
 
 static _Thread_local char last_error[512];
@@ -93,6 +102,90 @@ static int broadcast_cb(void *user, void *data, int64_t bytes, int root)
     return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "vae_mpi: MPI_Bcast");
 }
 
+/* Rank r's part of count values starts at count * r / size (include/vae.h),
+   computed as (q * size + rem) * r / size = q * r + rem * r / size so that
+   no product overflows: rem * r < size^2 <= 2^62, and q * r < 2^62 once
+   q = count / size <= INT_MAX. */
+static int64_t part_start(int64_t count, int r, int size)
+{
+    int64_t q = count / size, rem = count % size;
+    return q * r + rem * r / size;
+}
+
+/* Sets m->counts and m->displs to the parts of count; 0, or non-zero with
+   a message when a part or its start does not fit MPI's int. */
+static int set_parts(vae_mpi *m, int64_t count, const char *what)
+{
+    int r;
+    if (count == m->parts_of)
+        return 0;
+    if (count < 0) {
+        set_error("vae_mpi: %s of a negative count, %lld", what, (long long)count);
+        return -1;
+    }
+    if (count / m->size > INT_MAX || part_start(count, m->size - 1, m->size) > INT_MAX) {
+        set_error("vae_mpi: %s of %lld floats over %d ranks: a part or its offset is more "
+                  "than MPI's int counts allow (INT_MAX = %d)",
+                  what, (long long)count, m->size, INT_MAX);
+        return -1;
+    }
+    for (r = 0; r < m->size; r++) {
+        int64_t lo = part_start(count, r, m->size), hi = part_start(count, r + 1, m->size);
+        if (hi - lo > INT_MAX) {
+            set_error("vae_mpi: %s of %lld floats over %d ranks: rank %d's part of %lld floats is "
+                      "more than MPI's int counts allow (INT_MAX = %d)",
+                      what, (long long)count, m->size, r, (long long)(hi - lo), INT_MAX);
+            return -1;
+        }
+        m->displs[r] = (int)lo;
+        m->counts[r] = (int)(hi - lo);
+    }
+    m->parts_of = count;
+    return 0;
+}
+
+/* One MPI_Reduce_scatter over the whole array (not in pieces: the parts
+   are those of the whole).  In place, MPI leaves this rank's sum at the
+   start of data; it is moved to the part's own place. */
+static int reduce_scatter_cb(void *user, float *data, int64_t count)
+{
+    vae_mpi *m = user;
+    int rc;
+    double start = MPI_Wtime();
+    if (set_parts(m, count, "reduce_scatter") != 0)
+        return -1;
+    rc = MPI_Reduce_scatter(MPI_IN_PLACE, data, m->counts, MPI_FLOAT, MPI_SUM, m->comm);
+    if (rc == MPI_SUCCESS && m->displs[m->rank] > 0)
+        memmove(data + m->displs[m->rank], data, (size_t)m->counts[m->rank] * sizeof *data);
+    account(m, start, count * (int64_t)sizeof *data);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "vae_mpi: MPI_Reduce_scatter");
+}
+
+/* One MPI_Allgatherv, in place: each rank's part is already at its place. */
+static int allgather_cb(void *user, float *data, int64_t count)
+{
+    vae_mpi *m = user;
+    int rc;
+    double start = MPI_Wtime();
+    if (set_parts(m, count, "allgather") != 0)
+        return -1;
+    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, m->counts, m->displs, MPI_FLOAT,
+                        m->comm);
+    account(m, start, count * (int64_t)sizeof *data);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "vae_mpi: MPI_Allgatherv");
+}
+
+VAE_MPI_API vae_status vae_mpi_shard_update(vae_mpi *m)
+{
+    if (!m) {
+        set_error("vae_mpi_shard_update: NULL handle");
+        return VAE_ERR_ARGUMENT;
+    }
+    vae_comm_set_reduce_scatter(m->vc, reduce_scatter_cb, m);
+    vae_comm_set_allgather(m->vc, allgather_cb, m);
+    return VAE_OK;
+}
+
 /* The duplicate's rank and size, and the size and rank of its ranks that
    share this machine's memory. */
 static int describe(MPI_Comm comm, int *rank, int *size, int *local_size, int *local_rank)
@@ -115,6 +208,8 @@ static void destroy(vae_mpi *m)
 {
     if (m) {
         vae_comm_free(m->vc);
+        free(m->counts);
+        free(m->displs);
         free(m);
     }
 }
@@ -155,13 +250,17 @@ VAE_MPI_API vae_status vae_mpi_create(vae_mpi **out, MPI_Comm comm)
 
     /* The steps that can fail on one rank alone, then an agreement, so
        that no rank goes on with a communicator the others dropped. */
-    if (!(m = calloc(1, sizeof *m))) {
+    if (!(m = calloc(1, sizeof *m)) || !(m->counts = malloc((size_t)size * sizeof(int))) ||
+        !(m->displs = malloc((size_t)size * sizeof(int)))) {
         set_error("vae_mpi_create: out of memory");
         status = VAE_ERR_NO_MEMORY;
     } else if ((status = vae_comm_create(&m->vc, rank, size)) != VAE_OK) {
         set_error("vae_mpi_create: %s", vae_last_error());
     } else {
         m->comm = dup;
+        m->rank = rank;
+        m->size = size;
+        m->parts_of = -1;
         m->local_size = local_size;
         m->local_rank = local_rank;
         vae_comm_set_sum(m->vc, sum_cb, m);

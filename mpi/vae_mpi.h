@@ -60,7 +60,8 @@ typedef struct vae_mpi vae_mpi;
    size whose sum is MPI_Allreduce(MPI_IN_PLACE, ..., MPI_SUM) and whose
    broadcast is MPI_Bcast, both in pieces of at most 8 MiB (MPI counts are
    int; and Open MPI 4.1 is much slower on one large all-reduce over shared
-   memory).  MPI must be initialised and not finalised.
+   memory).  The optional halves of the sum are left out: see
+   vae_mpi_shard_update.  MPI must be initialised and not finalised.
    Collective over comm; every rank returns the same status (a rank that
    failed returns its own, the others VAE_ERR_COMM).  Errors in
    MPI_Comm_dup itself follow comm's error handler, by default fatal.
@@ -68,6 +69,19 @@ typedef struct vae_mpi vae_mpi;
    not initialised, is finalised or an MPI call fails; VAE_ERR_NO_MEMORY.
    *out is set on success only. */
 VAE_MPI_API vae_status vae_mpi_create(vae_mpi **out, MPI_Comm comm);
+/* Sets the optional halves of the sum on m's communicator, so that
+   vae_model_train_epoch shards the optimizer's update between the ranks:
+   its reduce_scatter is one MPI_Reduce_scatter(MPI_IN_PLACE, ...,
+   MPI_SUM) and its allgather one MPI_Allgatherv(MPI_IN_PLACE, ...), over
+   the whole array (the parts are those of include/vae.h); these fail, on
+   every rank, when a rank's part or its offset exceeds INT_MAX floats.
+   Off by default: on one machine with Open MPI 4.1's shared-memory
+   transport the pair took twice the time of the all-reduce (R3's 28 MB:
+   9.0 ms against 4.6 ms) and the sharded update trained no faster
+   (docs/DISTRIBUTED.md); it gives the same results as the summed update.
+   Not collective, but every rank must make the same choice.  Returns
+   VAE_OK; VAE_ERR_ARGUMENT for a NULL m. */
+VAE_MPI_API vae_status vae_mpi_shard_update(vae_mpi *m);
 /* The communicator to pass to vae_model_set_comm; it belongs to m.
    NULL for a NULL m. */
 VAE_MPI_API vae_comm *vae_mpi_comm(const vae_mpi *m);
@@ -86,8 +100,10 @@ VAE_MPI_API int vae_mpi_local_size(const vae_mpi *m);
 VAE_MPI_API int vae_mpi_local_rank(const vae_mpi *m);
 /* The time this rank spent inside the adapter's collectives (seconds by
    MPI_Wtime), how many it made and the bytes it summed or broadcast,
-   since vae_mpi_create or the last vae_mpi_stats_reset.  Any pointer may
-   be NULL; a NULL m gives zeros. */
+   since vae_mpi_create or the last vae_mpi_stats_reset.  A reduce-scatter
+   and an all-gather each count as one call of the whole array's bytes:
+   the pair counts twice the calls and bytes of the one sum it replaces.
+   Any pointer may be NULL; a NULL m gives zeros. */
 VAE_MPI_API void vae_mpi_stats(const vae_mpi *m, double *seconds, int64_t *calls,
                                int64_t *bytes);
 VAE_MPI_API void vae_mpi_stats_reset(vae_mpi *m);

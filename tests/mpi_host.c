@@ -3,6 +3,8 @@
    Usage: mpi_host MODE IMAGES_IDX OUT_PREFIX
      weights  3 epochs; each rank writes its weights to OUT_PREFIX.rankN
               and rank 0 prints the losses and the checksum
+     sharded  the same with the optimizer's update sharded between the
+              ranks (vae_mpi_shard_update)
      nan      rank 1 feeds a NaN at step 3: every rank must fail there
               with VAE_ERR_NOT_FINITE
      check    rank 1 feeds a wrong shape at step 3: it fails with
@@ -163,7 +165,8 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (argc != 4) {
-        fprintf(stderr, "usage: mpi_host weights|nan|check|stop|die IMAGES_IDX OUT_PREFIX\n");
+        fprintf(stderr, "usage: mpi_host weights|sharded|nan|check|stop|die IMAGES_IDX "
+                "OUT_PREFIX\n");
         MPI_Finalize();
         return 2;
     }
@@ -177,9 +180,11 @@ int main(int argc, char **argv)
               strcmp(mode, "nan") ? VAE_LIKELIHOOD_BERNOULLI : VAE_LIKELIHOOD_GAUSSIAN_UNIT_LINEAR);
     vae_model_set_max_batch(m, BATCH);
     vae_model_set_threads(m, 1);
+    if (!strcmp(mode, "sharded"))
+        vae_mpi_shard_update(mpi);
     vae_model_set_comm(m, vae_mpi_comm(mpi));
     vae_optimizer_create(&opt, m, VAE_OPTIMIZER_ADAM);
-    if (!strcmp(mode, "weights"))
+    if (!strcmp(mode, "weights") || !strcmp(mode, "sharded"))
         ok = train_weights(m, opt, data, argv[3], mpi);
     else if (!strcmp(mode, "nan") || !strcmp(mode, "check"))
         ok = bad_step(m, opt, data, !strcmp(mode, "nan"));

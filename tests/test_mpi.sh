@@ -51,6 +51,20 @@ print("losses %s vs %s: max relative difference %.2e; weights max abs difference
 assert dw < 1e-3, dw
 PY
 ok "2 ranks train as 1 process: 3 epochs' losses within 1e-4"
+mpi -np 2 "$host" sharded "$images" "$work/shard" > "$work/shard.log" 2>&1 ||
+  { cat "$work/shard.log"; fail "2 ranks, sharded update"; }
+cmp -s "$work/shard.rank0" "$work/shard.rank1" || fail "the sharded ranks' weights differ"
+"$python" - "$work/two.log" "$work/shard.log" "$work/two.rank0" "$work/shard.rank0" <<'PY' || fail "sharded against summed"
+import array, re, sys
+loss = lambda p: [float(x) for x in re.findall(r"train_nelbo (\S+)", open(p).read())]
+a, b = loss(sys.argv[1]), loss(sys.argv[2])
+rel = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+w1, w2 = (array.array("f", open(p, "rb").read()) for p in sys.argv[3:5])
+dw = max(abs(x - y) for x, y in zip(w1, w2))
+print("sharded update: losses within %.2e relative, weights within %.2e of the summed update" % (rel, dw))
+assert len(a) == len(b) == 3 and rel < 1e-4 and dw < 1e-3
+PY
+ok "2 ranks with the sharded update (MPI_Reduce_scatter + MPI_Allgatherv): same weights on both, as the summed update"
 
 mpi -np 2 "$host" nan "$images" "$work/x" > "$work/nan.log" 2>&1 || { cat "$work/nan.log"; fail "nan"; }
 [ "$(grep -c 'stopped at step 3: loss is not finite' "$work/nan.log")" = 2 ] || { cat "$work/nan.log"; fail "nan on rank 1"; }
