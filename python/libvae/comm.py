@@ -156,10 +156,12 @@ class Comm:
             self.set_allgather(allgather)
 
     @classmethod
-    def from_mpi4py(cls, comm, dup=True, shard=True):
+    def from_mpi4py(cls, comm, dup=True, shard=False):
         """A Comm over an mpi4py communicator (e.g. MPI.COMM_WORLD): sum is
         comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM), broadcast
-        comm.Bcast(array, root), and with shard (the default) reduce_scatter
+        comm.Bcast(array, root), and with shard (off by default, as in
+        libvae_mpi: on one machine Open MPI's pair is slower than its
+        all-reduce, see docs/DISTRIBUTED.md) reduce_scatter
         comm.Reduce_scatter(MPI.IN_PLACE, ...) and allgather
         comm.Allgatherv(MPI.IN_PLACE, ...), all in pieces of at most 8 MiB.
         With dup (the default) it works on comm.Dup() with MPI.ERRORS_RETURN

@@ -466,12 +466,12 @@ with lv.Comm.from_mpi4py(world, shard=False) as plain:
     plain_run = {"sharded": plain.sharded, "losses": losses, "checksum": m.checksum()}
     m.close()
 lv.comm.MPI_CHUNK_BYTES, chunk = 4000, lv.comm.MPI_CHUNK_BYTES
-with lv.Comm.from_mpi4py(world) as pieces:
+with lv.Comm.from_mpi4py(world, shard=True) as pieces:
     m, losses = trained(pieces)
     pieces_run = {"sharded": pieces.sharded, "losses": losses, "checksum": m.checksum()}
     m.close()
 lv.comm.MPI_CHUNK_BYTES = chunk
-comm = lv.Comm.from_mpi4py(world)  # sharded, in one piece
+comm = lv.Comm.from_mpi4py(world, shard=True)  # sharded, in one piece
 m, losses = trained(comm)
 out = {"rank": comm.rank, "size": comm.size, "losses": losses, "evaluate": m.evaluate(ds),
        "checksum": m.checksum(), "sharded": comm.sharded, "plain": plain_run,
