@@ -2,6 +2,7 @@
    CIFAR-10 binary loading, host construction, access, truncation and row
    extraction. */
 #include "internal.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -21,21 +22,7 @@ static void make_tmpdir(void)
         abort();
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
-}
+static void remove_tmpdir(void) { tu_remove_dir(tmpdir); }
 
 /* Writes bytes to tmpdir/name, gzip-compressed when the name ends in .gz;
    returns the full path (a static buffer per slot, so two can coexist). */

@@ -1,5 +1,8 @@
 #include "testutil.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,4 +208,20 @@ vae_graph *tu_flow_graph(int in, int hidden, int latent, int context, uint64_t s
     ck_assert_int_eq(vae_elbo_build_flow(g, x, mu, lv, z0, z, ld, logits, VAE_LIKELIHOOD_BERNOULLI,
                                          VAE_OBJECTIVE_ELBO, 1.0f, &loss), VAE_OK);
     return g;
+}
+
+void tu_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
 }

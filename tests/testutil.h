@@ -63,4 +63,7 @@ int tu_run(Suite *s);
                       tu_ratio_);                                            \
     } while (0)
 
+/* Removes dir and the files in it (not subfolders). */
+void tu_remove_dir(const char *dir);
+
 #endif
