@@ -747,7 +747,8 @@ VAE_API vae_status vae_model_sample_prior(vae_model *m, uint64_t seed, vae_tenso
    objective depends on no parameter; VAE_ERR_NOT_FINITE if the loss or the
    gradient is not finite or the update would make a weight or an optimizer
    moment non-finite, leaving the weights, the optimizer and its step count
-   as they were before the step; a planning error. */
+   as they were before the step; a planning error; with a communicator
+   (since 0.4), VAE_ERR_COMM (see "Training across processes"). */
 VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const vae_tensor *x,
                                         double *objective, double *nelbo);
 /* One pass over the data set in batches of `batch` (1 to max_batch),
@@ -765,8 +766,9 @@ VAE_API vae_status vae_model_train_step(vae_model *m, vae_optimizer *opt, const 
    under way used another batch size, its position is past this data set's
    end, or 10^6 epochs are done; VAE_ERR_NOT_FINITE as vae_model_train_step
    (the batches before it stay done); VAE_ERR_STOPPED; VAE_ERR_NO_MEMORY or
-   a planning error.  After VAE_ERR_NOT_FINITE or VAE_ERR_STOPPED the model
-   keeps its place in the epoch. */
+   a planning error; with a communicator (since 0.4), VAE_ERR_COMM.  After
+   VAE_ERR_NOT_FINITE or VAE_ERR_STOPPED the model keeps its place in the
+   epoch. */
 VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
                                          const vae_dataset *data, int batch,
                                          vae_progress_fn progress, void *user,
@@ -777,7 +779,8 @@ VAE_API vae_status vae_model_train_epoch(vae_model *m, vae_optimizer *opt,
    number of threads).  Returns VAE_OK; VAE_ERR_ARGUMENT if m, data or nelbo
    is NULL or the Bernoulli likelihood meets a value outside [0, 1];
    VAE_ERR_SHAPE if the data's rows are not of the input size;
-   VAE_ERR_NOT_FINITE if the mean is not finite; a planning error. */
+   VAE_ERR_NOT_FINITE if the mean is not finite; a planning error; with a
+   communicator (since 0.4), VAE_ERR_COMM. */
 VAE_API vae_status vae_model_evaluate(vae_model *m, const vae_dataset *data, double *nelbo);
 
 /* As vae_model_evaluate, with the terms apart: the mean reconstruction
@@ -816,7 +819,8 @@ VAE_API vae_status vae_model_evaluate_terms(vae_model *m, const vae_dataset *dat
    VAE_ERR_UNSUPPORTED without the LOG_WEIGHT role; VAE_ERR_NOT_FINITE if a
    log weight is NaN or +inf or the mean is not finite (as when all of an
    image's weights underflow); VAE_ERR_STOPPED; VAE_ERR_NO_MEMORY or a
-   planning error. */
+   planning error; with a communicator (since 0.4), VAE_ERR_COMM, and each
+   rank's progress reports its own share of the images. */
 VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *data, int samples,
                                             uint64_t seed, vae_progress_fn progress, void *user,
                                             double *mean_log_px, double *per_image);
