@@ -46,7 +46,7 @@ workload() {
   done
   local ar
   ar=$(timeout 300 mpirun --oversubscribe --bind-to none -np 2 build/mpi/bench_allreduce_time "$floats" 2>/dev/null |
-       awk -v n="$floats" '$2 == n || $3 == n {print $(NF-3); exit}')
+       awk -v n="$floats" '{for (i = 1; i <= NF; i++) if ($i == n) {print $(i + 2); exit}}')
   awk -v n="$name" -v B="$batch" -v f="$floats" -v a="$(median "${a[@]}")" -v b="$(median "${b[@]}")" \
       -v c="$(median "${c[@]}")" -v ar="$ar" 'BEGIN {
     step = B / a * 1e3; ar_ms = ar / 1e3
