@@ -848,6 +848,13 @@ VAE_API vae_status vae_model_save(const vae_model *m, const vae_optimizer *opt,
    message names the file and the problem); VAE_ERR_CHECKSUM if its
    checksum does not match its contents; VAE_ERR_NO_MEMORY. */
 VAE_API vae_status vae_model_load(vae_model **out, const char *path);
+/* As vae_model_load, from the bytes of a model file held in memory (a
+   model embedded in a program, or received over a network); data is only
+   read, and may be freed on return.  Messages name the file
+   "(model in memory)".  Returns as vae_model_load, without VAE_ERR_IO;
+   VAE_ERR_ARGUMENT if out is NULL, or data is NULL with len above 0.
+   (Since 0.4.) */
+VAE_API vae_status vae_model_load_from_memory(vae_model **out, const void *data, size_t len);
 /* Non-zero if the model came from a file with a training-state section
    whose optimizer has not been taken by vae_optimizer_restore yet; 0 if m
    is NULL. */

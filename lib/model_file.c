@@ -970,6 +970,18 @@ VAE_API vae_status vae_model_load(vae_model **out, const char *path)
     return s;
 }
 
+VAE_API vae_status vae_model_load_from_memory(vae_model **out, const void *data, size_t len)
+{
+    const char *name = "(model in memory)";
+    uint32_t version = 0;
+    if (!out || (!data && len > 0))
+        return vae__fail(VAE_ERR_ARGUMENT, "vae_model_load_from_memory: NULL argument");
+    if ((uint64_t)len > (uint64_t)MAX_MODEL_FILE)
+        return vae__fail(VAE_ERR_FORMAT, "%s: %zu bytes is too large for a model file", name, len);
+    VAE_TRY(check_envelope(name, data, len, &version));
+    return parse(name, data, len, version, out);
+}
+
 VAE_API int vae_model_has_training_state(const vae_model *m)
 {
     return m && m->saved_optimizer != NULL;

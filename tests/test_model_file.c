@@ -170,6 +170,57 @@ static void save_trained(const char *path)
 /* Save, load: the same parameters bit for bit, the same encodings,
    decodings and evaluation; no training state; saving the loaded model
    writes the same bytes. */
+/* vae_model_load_from_memory: the bytes of a saved file give the model
+   and training state vae_model_load gives; every shorter prefix and every
+   single flipped byte is refused with a status, never a crash; NULLs. */
+START_TEST(test_load_from_memory)
+{
+    const char *path = in_tmp(0, "memory.vae");
+    vae_model *m = make_vae(1, 1), *l = NULL;
+    vae_optimizer *opt = make_adam(m), *restored = NULL;
+    vae_dataset *ds = make_data();
+    unsigned char *bytes;
+    size_t len;
+    int refused = 0;
+    ck_assert_int_eq(vae_model_train_epoch(m, opt, ds, BATCH, NULL, NULL, NULL, NULL), VAE_OK);
+    ck_assert_int_eq(vae_model_save(m, opt, path), VAE_OK);
+    bytes = read_all(path, &len);
+    ck_assert_int_eq(vae_model_load_from_memory(&l, bytes, len), VAE_OK);
+    expect_same_params(m, l);
+    ck_assert_int_eq(vae_model_epoch(l), 1);
+    ck_assert_int_eq(vae_optimizer_restore(&restored, l), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_steps(restored), vae_optimizer_steps(opt));
+    vae_optimizer_free(restored);
+    vae_model_free(l);
+    for (size_t n = 0; n < len; n += n < 64 ? 1 : 37) {
+        l = NULL;
+        ck_assert_int_eq(vae_model_load_from_memory(&l, bytes, n), VAE_ERR_FORMAT);
+        ck_assert_ptr_null(l);
+        refused++;
+    }
+    for (size_t i = 0; i < len; i += 13) {
+        vae_status s;
+        l = NULL;
+        bytes[i] ^= 0x40;
+        s = vae_model_load_from_memory(&l, bytes, len);
+        bytes[i] ^= 0x40;
+        ck_assert_msg(s == VAE_ERR_CHECKSUM || s == VAE_ERR_FORMAT, "byte %zu: %d", i, s);
+        ck_assert_ptr_null(l);
+        refused++;
+    }
+    ck_assert_str_eq(vae_last_error() + strlen(vae_last_error()) - strlen("corrupt"), "corrupt");
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "(model in memory)"));
+    ck_assert_int_eq(vae_model_load_from_memory(NULL, bytes, len), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_load_from_memory(&l, NULL, len), VAE_ERR_ARGUMENT);
+    ck_assert_int_eq(vae_model_load_from_memory(&l, NULL, 0), VAE_ERR_FORMAT);
+    ck_assert_int_gt(refused, 100);
+    free(bytes);
+    vae_optimizer_free(opt);
+    vae_dataset_free(ds);
+    vae_model_free(m);
+}
+END_TEST
+
 START_TEST(test_round_trip)
 {
     const char *path = in_tmp(0, "model.vae"), *path2 = in_tmp(1, "again.vae");
@@ -865,6 +916,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_load_from_memory);
     tcase_add_loop_test(tc, test_resume_between_epochs, 0, 6);
     tcase_add_loop_test(tc, test_resume_mid_epoch, 1, 3);
     tcase_add_test(tc, test_training_state_flag);

@@ -127,6 +127,7 @@ TABLE = {
     "vae_model_log_likelihood": (STATUS, [H, H, I, U64, PROGRESS, VP, DP, DP]),
     "vae_model_save": (STATUS, [H, H, S]),
     "vae_model_load": (STATUS, [HP, S]),
+    "vae_model_load_from_memory": (STATUS, [HP, VP, SZ]),
     "vae_model_has_training_state": (I, [H]),
     "vae_comm_create": (STATUS, [HP, I, I]),
     "vae_comm_free": (None, [H]),

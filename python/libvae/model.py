@@ -77,6 +77,17 @@ class Model(_Handle):
         m._setup(h)
         return m
 
+    @classmethod
+    def from_bytes(cls, data):
+        """A model from the bytes of a model file (bytes, bytearray or
+        memoryview), as load reads them from a file."""
+        buf = bytes(data)
+        h = C.c_void_p()
+        fn.model_load_from_memory(C.byref(h), buf, len(buf))
+        m = cls.__new__(cls)
+        m._setup(h)
+        return m
+
     def save(self, path, optimizer=None):
         """Writes the model; with an optimizer (or True: self.optimizer),
         the training state too, so a loaded copy resumes."""

@@ -199,6 +199,10 @@ def test_save_load_round_trip(model, tmp_path):
         opt = m2.optimizer  # restored
         assert opt.steps == steps and not m2.has_training_state
         m2.train_epoch(ds, 32)
+    with lv.Model.from_bytes(path.read_bytes()) as m4:  # the same file, from memory
+        assert np.array_equal(m4.params, model.params) and m4.has_training_state
+    with pytest.raises(lv.FileError, match="truncated"):
+        lv.Model.from_bytes(path.read_bytes()[:-9])
     m3 = lv.Model.load(path)
     m3.save(tmp_path / "plain.vae")
     assert not lv.Model.load(tmp_path / "plain.vae").has_training_state
