@@ -655,22 +655,23 @@ static vae_status read_training(rbuf *r, const char *path, uint32_t version, vae
     return VAE_OK;
 }
 
-/* A string of at most `most` bytes, copied into a malloc'ed buffer. */
+/* A string of at most `most` bytes, copied into a malloc'ed buffer; *out
+   is written on success only (a caller frees what it holds on failure). */
 static vae_status get_string(rbuf *r, const char *path, size_t most, char **out)
 {
     uint32_t len = get_u32(r);
     const unsigned char *p = len <= most ? take(r, len) : NULL;
+    char *text;
     if (!p)
         return vae__fail(VAE_ERR_FORMAT, "%s: a string of %u bytes is too long or truncated",
                          path, len);
-    if (!(*out = vae__alloc((size_t)len + 1)))
-        return VAE_ERR_NO_MEMORY;
-    memcpy(*out, p, len);
-    (*out)[len] = '\0';
-    if (strlen(*out) != len) {
-        free(*out);
+    if (memchr(p, '\0', len))
         return vae__fail(VAE_ERR_FORMAT, "%s: a string holds a NUL byte", path);
-    }
+    if (!(text = vae__alloc((size_t)len + 1)))
+        return VAE_ERR_NO_MEMORY;
+    memcpy(text, p, len);
+    text[len] = '\0';
+    *out = text;
     return VAE_OK;
 }
 
