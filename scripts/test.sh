@@ -164,7 +164,7 @@ fuzz_test() {  # short, deterministic runs of each target from its corpus
          > "$dir.fuzz.log" 2>&1; then
     tail -60 "$dir.fuzz.log"; return 1
   fi
-  grep -E '^#[0-9]+ +DONE' "$dir.fuzz.log"
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$dir.fuzz.log"
 }
 
 if fuzz_works; then
