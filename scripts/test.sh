@@ -150,25 +150,30 @@ fuzz_works() {  # clang builds and runs a libFuzzer program here
 }
 
 fuzz_test() {  # short, deterministic runs of each target from its corpus
-  local dir=build-test-fuzz corpus
+  local dir=build-test-fuzz target corpus runs
   CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_FUZZ=ON -DVAE_SANITIZE=ON \
     -DVAE_BUILD_EXAMPLES=OFF -DVAE_WITH_MPI=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
-  cmake --build "$dir" -j "$jobs" --target fuzz_model >> "$dir.log" 2>&1 || { tail -50 "$dir.log"; return 1; }
-  corpus=$(mktemp -d); tmpdirs+=("$corpus")
-  cp tests/fuzz/corpus/model/* tests/fixtures/0.2.0/*.vae "$corpus/" 2> /dev/null || true
-  # a fixed seed and run count: the same inputs every time, under a minute;
-  # a crash leaves its input in the log's folder (tests/fuzz/crashes/ is
-  # where it goes once fixed)
-  if ! "$dir/tests/fuzz_model" -seed=1 -runs=50000 -max_len=65536 -rss_limit_mb=2048 \
-         -timeout=30 -artifact_prefix="$corpus/../fuzz-model-" "$corpus" < /dev/null \
-         > "$dir.fuzz.log" 2>&1; then
-    tail -60 "$dir.fuzz.log"; return 1
-  fi
-  grep -E '^#[0-9]+[[:space:]]+DONE' "$dir.fuzz.log"
+  cmake --build "$dir" -j "$jobs" --target fuzz_model fuzz_idx >> "$dir.log" 2>&1 ||
+    { tail -50 "$dir.log"; return 1; }
+  for target in model idx; do
+    corpus=$(mktemp -d); tmpdirs+=("$corpus")
+    cp tests/fuzz/corpus/$target/* "$corpus/"
+    [ "$target" != model ] || cp tests/fixtures/0.2.0/*.vae "$corpus/"
+    runs=50000; [ "$target" != idx ] || runs=20000  # idx goes through a file: 1,500/s
+    # a fixed seed and run count: the same inputs every time, under a
+    # minute; a crash leaves its input beside the corpus (and goes into
+    # tests/fuzz/crashes/ once fixed)
+    if ! "$dir/tests/fuzz_$target" -seed=1 -runs=$runs -max_len=65536 -rss_limit_mb=2048 \
+           -timeout=30 -artifact_prefix="$corpus/../fuzz-$target-" "$corpus" < /dev/null \
+           > "$dir.$target.log" 2>&1; then
+      tail -60 "$dir.$target.log"; return 1
+    fi
+    echo "fuzz_$target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$dir.$target.log")"
+  done
 }
 
 if fuzz_works; then
-  stage "libFuzzer (the model-file target, 50,000 deterministic runs)"
+  stage "libFuzzer (model-file and idx targets, short deterministic runs)"
   fuzz_test
 else
   skip "libFuzzer" "clang cannot build and run a -fsanitize=fuzzer program (clang, libclang-rt-14-dev)"
