@@ -153,13 +153,14 @@ fuzz_test() {  # short, deterministic runs of each target from its corpus
   local dir=build-test-fuzz target corpus runs
   CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_FUZZ=ON -DVAE_SANITIZE=ON \
     -DVAE_BUILD_EXAMPLES=OFF -DVAE_WITH_MPI=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
-  cmake --build "$dir" -j "$jobs" --target fuzz_model fuzz_idx >> "$dir.log" 2>&1 ||
+  cmake --build "$dir" -j "$jobs" --target fuzz_model fuzz_idx fuzz_cifar >> "$dir.log" 2>&1 ||
     { tail -50 "$dir.log"; return 1; }
-  for target in model idx; do
+  for target in model idx cifar; do
     corpus=$(mktemp -d); tmpdirs+=("$corpus")
     cp tests/fuzz/corpus/$target/* "$corpus/"
     [ "$target" != model ] || cp tests/fixtures/0.2.0/*.vae "$corpus/"
-    runs=50000; [ "$target" != idx ] || runs=20000  # idx goes through a file: 1,500/s
+    # idx and cifar go through files: 1,500 and fewer runs a second
+    runs=50000; [ "$target" = model ] || runs=20000
     # a fixed seed and run count: the same inputs every time, under a
     # minute; a crash leaves its input beside the corpus (and goes into
     # tests/fuzz/crashes/ once fixed)
@@ -173,7 +174,7 @@ fuzz_test() {  # short, deterministic runs of each target from its corpus
 }
 
 if fuzz_works; then
-  stage "libFuzzer (model-file and idx targets, short deterministic runs)"
+  stage "libFuzzer (model-file, idx and CIFAR targets, short deterministic runs)"
   fuzz_test
 else
   skip "libFuzzer" "clang cannot build and run a -fsanitize=fuzzer program (clang, libclang-rt-14-dev)"
