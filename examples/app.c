@@ -342,13 +342,13 @@ static const char *signal_name(void) { return stop_signal == SIGINT ? "SIGINT" :
 /* Says where training stopped and returns the exit status, 130 or 143. */
 static int report_stop(app_run *r)
 {
+    int done = vae_model_epoch(r->model), pos = vae_model_epoch_position(r->model);
+    int64_t batches = (vae_dataset_count(r->train) + r->opt.batch - 1) / r->opt.batch;
+    char where[96];
     if (!stop_signal) /* another rank's signal */
         stop_signal = SIGTERM;
     if (r->rank > 0)
         return 128 + stop_signal;
-    int done = vae_model_epoch(r->model), pos = vae_model_epoch_position(r->model);
-    int64_t batches = (vae_dataset_count(r->train) + r->opt.batch - 1) / r->opt.batch;
-    char where[96];
     if (pos > 0)
         snprintf(where, sizeof where, "in epoch %d after batch %d of %lld", done + 1, pos,
                  (long long)batches);

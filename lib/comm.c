@@ -166,6 +166,7 @@ vae_status vae__comm_agree_with(vae_comm *c, vae_status local, double *extra, in
                                 const char *what)
 {
     double v[AGREE_SLOTS + 16] = {0};
+    char keep[1024];
     vae_status s;
     if (c->size == 1)
         return local;
@@ -173,19 +174,14 @@ vae_status vae__comm_agree_with(vae_comm *c, vae_status local, double *extra, in
         v[AGREE_FAILED] = 1.0;
         v[AGREE_STATUS] = (double)local;
         v[AGREE_RANK] = (double)c->rank;
+        /* a failed rank keeps its own message: the sum's may not replace it */
+        snprintf(keep, sizeof keep, "%s", vae_last_error());
     }
     if (n_extra > 0) /* extra may be NULL then, which memcpy must not see */
         memcpy(v + AGREE_SLOTS, extra, (size_t)n_extra * sizeof *extra);
-    /* a failed rank keeps its own message: the sum's may not replace it */
-    {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", vae_last_error());
-        s = vae__comm_sum_doubles(c, v, AGREE_SLOTS + n_extra);
-        if (local != VAE_OK) {
-            vae__fail(local, "%s", keep);
-            return local;
-        }
-    }
+    s = vae__comm_sum_doubles(c, v, AGREE_SLOTS + n_extra);
+    if (local != VAE_OK)
+        return vae__fail(local, "%s", keep);
     if (s != VAE_OK)
         return s;
     if (n_extra > 0)

@@ -70,9 +70,11 @@ void vae__rng_normal_at(const vae_rng *r, float *out, int64_t start, int64_t n)
     vae_rng g = *r;
     float first, spare;
     int64_t i = 0;
+    if (n <= 0) /* an idle worker: nothing to skip to */
+        return;
     for (int64_t k = 0; k < start / 2 * 2; k++) /* a pair takes two draws */
         vae__rng_u64(&g);
-    if (n > 0 && (start & 1)) {
+    if (start & 1) {
         normal_pair(&g, &spare, &first);
         out[i++] = first;
     }
