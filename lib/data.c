@@ -346,7 +346,7 @@ static vae_status idx_payload(idx_file *f)
     while (have < want) {
         if (have == cap) {
             size_t next = cap ? 2 * cap : IDX_FIRST_ALLOC;
-            uint8_t *p = realloc(f->data, next < want ? next : want);
+            uint8_t *p = vae__realloc(f->data, next < want ? next : want);
             if (!p)
                 return vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory reading %zu bytes",
                                  f->path, want);

@@ -1,4 +1,4 @@
-/* Status messages, the per-thread last error, logging and allocation. */
+/* Status messages, the per-thread last error and logging. */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -66,44 +66,4 @@ void vae__log(vae_log_level level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_fn(log_user, level, msg);
-}
-
-void *vae__alloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p)
-        vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", bytes);
-    return p;
-}
-
-void *vae__calloc(size_t count, size_t size)
-{
-    void *p = calloc(count ? count : 1, size ? size : 1);
-    if (!p)
-        vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu x %zu bytes", count, size);
-    return p;
-}
-
-float *vae__alloc_floats(int64_t count)
-{
-    size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
-    void *p = NULL;
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (count < 0 || posix_memalign(&p, 64, bytes) != 0) {
-        vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", bytes);
-        return NULL;
-    }
-    memset(p, 0, bytes);
-    return p;
-}
-
-void vae__free_aligned(void *p) { free(p); }
-
-char *vae__strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = vae__alloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
 }

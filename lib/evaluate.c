@@ -270,11 +270,11 @@ VAE_API vae_status vae_model_log_likelihood(vae_model *m, const vae_dataset *dat
         return vae__fail(VAE_ERR_ARGUMENT, "%s: NULL model", what);
     s = check_log_likelihood(m, data, samples, mean_log_px, what);
     if (s == VAE_OK) {
-        st.index = malloc((size_t)m->max_batch * sizeof *st.index);
-        st.weights = malloc((size_t)m->max_batch * sizeof *st.weights);
+        st.index = vae__alloc((size_t)m->max_batch * sizeof *st.index);
+        st.weights = vae__alloc((size_t)m->max_batch * sizeof *st.weights);
         /* per image into a buffer of ours (zeros where other ranks write):
            the caller's is written on success only */
-        images = per_image ? calloc((size_t)data->count, sizeof *images) : NULL;
+        images = per_image ? vae__calloc((size_t)data->count, sizeof *images) : NULL;
         if (!st.index || !st.weights || (per_image && !images))
             s = vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory", what);
         else

@@ -100,7 +100,7 @@ vae_status vae__graph_add_raw(vae_graph *g, const node *proto, const char *name,
     VAE_TRY(check_new_name(g, name, what));
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 32;
-        node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        node *nodes = vae__realloc(g->nodes, (size_t)cap * sizeof *nodes);
         if (!nodes)
             return vae__fail(VAE_ERR_NO_MEMORY, "out of memory growing the graph");
         g->nodes = nodes;
@@ -153,7 +153,7 @@ static vae_status grow_params(vae_graph *g, int64_t extra)
         cap *= 2;
     if (cap == g->cap_params)
         return VAE_OK;
-    p = realloc(g->params, (size_t)cap * sizeof *p);
+    p = vae__realloc(g->params, (size_t)cap * sizeof *p);
     if (!p)
         return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for %lld parameters", (long long)cap);
     g->params = p;

@@ -34,16 +34,16 @@ static void fill_nan(double *from, int64_t count)
 
 static vae_status add_column(history *h, const char *name)
 {
-    char **names = realloc(h->names, (size_t)(h->n_cols + 1) * sizeof *names);
+    char **names = vae__realloc(h->names, (size_t)(h->n_cols + 1) * sizeof *names);
     double **cols;
     if (names)
         h->names = names;
-    cols = names ? realloc(h->cols, (size_t)(h->n_cols + 1) * sizeof *cols) : NULL;
+    cols = names ? vae__realloc(h->cols, (size_t)(h->n_cols + 1) * sizeof *cols) : NULL;
     if (cols)
         h->cols = cols;
     if (!names || !cols || !(h->names[h->n_cols] = vae__strdup(name)))
         return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
-    if (!(h->cols[h->n_cols] = malloc((size_t)(h->cap_rows ? h->cap_rows : 1) * sizeof(double)))) {
+    if (!(h->cols[h->n_cols] = vae__alloc((size_t)(h->cap_rows ? h->cap_rows : 1) * sizeof(double)))) {
         free(h->names[h->n_cols]);
         return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
     }
@@ -60,7 +60,7 @@ vae_status vae__history_reserve(history *h, int epochs)
     while (cap < epochs)
         cap *= 2;
     for (int c = 0; c < h->n_cols; c++) {
-        double *col = realloc(h->cols[c], (size_t)cap * sizeof *col);
+        double *col = vae__realloc(h->cols[c], (size_t)cap * sizeof *col);
         if (!col)
             return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the training history");
         fill_nan(col + h->cap_rows, cap - h->cap_rows);
@@ -201,10 +201,10 @@ vae_status vae__metadata_set(metadata *md, const char *key, const char *value, s
         md->values[i] = copy;
         return VAE_OK;
     }
-    keys = realloc(md->keys, (size_t)(md->count + 1) * sizeof *keys);
+    keys = vae__realloc(md->keys, (size_t)(md->count + 1) * sizeof *keys);
     if (keys)
         md->keys = keys;
-    values = keys ? realloc(md->values, (size_t)(md->count + 1) * sizeof *values) : NULL;
+    values = keys ? vae__realloc(md->values, (size_t)(md->count + 1) * sizeof *values) : NULL;
     if (values)
         md->values = values;
     if (!keys || !values || !(md->keys[md->count] = vae__strdup(key))) {

@@ -132,7 +132,7 @@ static void add(text *t, const char *fmt, ...)
         return;
     if (t->len + (size_t)n + 1 > t->cap) {
         size_t cap = (t->len + (size_t)n + 1) * 2;
-        char *s = realloc(t->s, cap);
+        char *s = vae__realloc(t->s, cap);
         if (!s) {
             t->failed = 1;
             return;

@@ -18,13 +18,33 @@
 /* Records the message for vae_last_error() and returns status. */
 vae_status vae__fail(vae_status status, const char *fmt, ...) VAE_PRINTF(2, 3);
 void vae__log(vae_log_level level, const char *fmt, ...) VAE_PRINTF(2, 3);
-/* malloc/calloc that record VAE_ERR_NO_MEMORY on failure. */
+/* ---- allocation and failure injection (alloc.c) ---- */
+/* malloc/calloc/realloc that record VAE_ERR_NO_MEMORY on failure (realloc
+   leaves the old block to its owner).  Free with free(). */
 void *vae__alloc(size_t bytes);
 void *vae__calloc(size_t count, size_t size);
+void *vae__realloc(void *old, size_t bytes);
 /* 64-byte aligned, zeroed; free with vae__free_aligned. */
 float *vae__alloc_floats(int64_t count);
 void vae__free_aligned(void *p);
 char *vae__strdup(const char *s);
+/* For tests: from now on the nth allocation fails (0: none), and with
+   persistent every later one too; calls counts them. */
+void vae__fault_alloc(long nth, int persistent);
+long vae__fault_alloc_calls(void);
+/* The system calls of a save, for the same purpose: vae__io_fails(call)
+   gives the errno a test asked for at that call's nth use, or 0. */
+typedef enum {
+    VAE__IO_OPEN,
+    VAE__IO_WRITE,
+    VAE__IO_FSYNC,
+    VAE__IO_CLOSE,
+    VAE__IO_RENAME,
+    VAE__IO_CALLS
+} vae__io_call;
+void vae__fault_io(vae__io_call call, long nth, int err);
+long vae__fault_io_calls(vae__io_call call);
+int vae__io_fails(vae__io_call call);
 
 /* Element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64,
    picked at load time from what the CPU (or valgrind) reports. */

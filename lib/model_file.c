@@ -46,6 +46,10 @@
 #include <zlib.h>
 
 #define FORMAT_VERSION 2u /* written; 1 is still read */
+/* Files go out in pieces this size, so that a failure can come between
+   writes (the failure tests make each one fail in turn). */
+#define WRITE_PIECE ((size_t)1 << 20)
+#define MIN_SIZE(a, b) ((a) < (b) ? (a) : (b))
 static const char MAGIC[8] = {'V', 'A', 'E', 'M', 'O', 'D', 'E', 'L'};
 
 /* ---- writing into a growing buffer ---- */
@@ -65,7 +69,7 @@ static void put(wbuf *b, const void *src, size_t n)
         unsigned char *d;
         while (cap < b->len + n)
             cap *= 2;
-        if (!(d = realloc(b->data, cap))) {
+        if (!(d = vae__realloc(b->data, cap))) {
             b->failed = 1;
             return;
         }
@@ -247,6 +251,8 @@ static int create_temporary(const char *path, char *tmp, size_t size)
     for (int attempt = 0; attempt < 100; attempt++) {
         int fd;
         snprintf(tmp, size, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        if ((errno = vae__io_fails(VAE__IO_OPEN)) != 0)
+            return -1;
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0 || errno != EEXIST)
             return fd;
@@ -268,18 +274,20 @@ static vae_status write_atomically(const char *path, const unsigned char *data, 
         return s;
     }
     for (size_t done = 0; done < len && !err;) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno != EINTR)
+        ssize_t w = (err = vae__io_fails(VAE__IO_WRITE)) ? -1 : write(fd, data + done, MIN_SIZE(len - done, WRITE_PIECE));
+        if (w < 0 && !err && errno != EINTR)
             err = errno;
         else if (w > 0)
             done += (size_t)w;
     }
-    if (!err && fsync(fd) != 0)
-        err = errno;
+    if (!err && ((err = vae__io_fails(VAE__IO_FSYNC)) || fsync(fd) != 0))
+        err = err ? err : errno;
     if (close(fd) != 0 && !err)
         err = errno;
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
+    if (!err)
+        err = vae__io_fails(VAE__IO_CLOSE); /* as a close that reports a late write error */
+    if (!err && ((err = vae__io_fails(VAE__IO_RENAME)) || rename(tmp, path) != 0))
+        err = err ? err : errno;
     if (err) {
         unlink(tmp);
         free(tmp);

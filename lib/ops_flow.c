@@ -81,7 +81,7 @@ static void collect_run(void *ctx, int64_t start, int64_t len)
     if (l->failed)
         return;
     if (l->count == l->cap) {
-        int64_t cap = l->cap ? 2 * l->cap : 1024, *p = realloc(l->pairs, (size_t)cap * 2 * sizeof *p);
+        int64_t cap = l->cap ? 2 * l->cap : 1024, *p = vae__realloc(l->pairs, (size_t)cap * 2 * sizeof *p);
         if (!p) {
             l->failed = 1;
             return;
@@ -117,7 +117,7 @@ vae_status vae__graph_live_ranges(const vae_graph *g, const unsigned char *froze
         masked.base = w->param_offset;
         masked_runs(nd->iattr[0], nd->iattr[1], w->dims[0], w->dims[1], collect_run, &masked);
     }
-    live = masked.failed ? NULL : malloc((size_t)(masked.count + 1) * 2 * sizeof *live);
+    live = masked.failed ? NULL : vae__alloc((size_t)(masked.count + 1) * 2 * sizeof *live);
     if (!live) {
         free(masked.pairs);
         return vae__fail(VAE_ERR_NO_MEMORY, "out of memory listing the masked weights");

@@ -124,7 +124,7 @@ vae_status vae__pool_create(vae_pool **out, int threads)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     while (p->started < threads - 1) {
-        start_arg *s = malloc(sizeof *s);
+        start_arg *s = vae__alloc(sizeof *s);
         if (s) {
             s->pool = p;
             s->index = p->started + 1;

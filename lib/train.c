@@ -414,7 +414,7 @@ static vae_status shuffle(vae_model *m, int64_t n)
 {
     vae_rng rng;
     if (m->perm_count != n) {
-        int64_t *perm = realloc(m->perm, (size_t)n * sizeof *perm);
+        int64_t *perm = vae__realloc(m->perm, (size_t)n * sizeof *perm);
         if (!perm)
             return vae__fail(VAE_ERR_NO_MEMORY, "out of memory for the epoch's order");
         m->perm = perm;
