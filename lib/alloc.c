@@ -15,6 +15,7 @@
 static atomic_long alloc_calls;  /* allocations since the last vae__fault_alloc */
 static atomic_long alloc_fail_at; /* the one that fails (0: none) */
 static atomic_int alloc_fail_after; /* and every one after it too */
+static void *_Atomic alloc_failed_from; /* the caller of the last one made to fail */
 
 void vae__fault_alloc(long nth, int persistent)
 {
@@ -25,18 +26,26 @@ void vae__fault_alloc(long nth, int persistent)
 
 long vae__fault_alloc_calls(void) { return atomic_load(&alloc_calls); }
 
-static int allocation_fails(void)
+void *vae__fault_alloc_site(void) { return atomic_load(&alloc_failed_from); }
+
+static int allocation_fails(void *caller)
 {
     long n = atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed) + 1;
     long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
     if (at <= 0 || n < at)
         return 0;
-    return n == at || atomic_load_explicit(&alloc_fail_after, memory_order_relaxed);
+    if (n != at && !atomic_load_explicit(&alloc_fail_after, memory_order_relaxed))
+        return 0;
+    atomic_store(&alloc_failed_from, caller);
+    return 1;
 }
+
+/* Counted at the caller of the wrapper: one call site, one address. */
+#define INJECTED_FAILURE() allocation_fails(__builtin_return_address(0))
 
 void *vae__alloc(size_t bytes)
 {
-    void *p = allocation_fails() ? NULL : malloc(bytes ? bytes : 1);
+    void *p = INJECTED_FAILURE() ? NULL : malloc(bytes ? bytes : 1);
     if (!p)
         vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", bytes);
     return p;
@@ -44,7 +53,7 @@ void *vae__alloc(size_t bytes)
 
 void *vae__calloc(size_t count, size_t size)
 {
-    void *p = allocation_fails() ? NULL : calloc(count ? count : 1, size ? size : 1);
+    void *p = INJECTED_FAILURE() ? NULL : calloc(count ? count : 1, size ? size : 1);
     if (!p)
         vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu x %zu bytes", count, size);
     return p;
@@ -52,7 +61,7 @@ void *vae__calloc(size_t count, size_t size)
 
 void *vae__realloc(void *old, size_t bytes)
 {
-    void *p = allocation_fails() ? NULL : realloc(old, bytes ? bytes : 1);
+    void *p = INJECTED_FAILURE() ? NULL : realloc(old, bytes ? bytes : 1);
     if (!p)
         vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", bytes);
     return p;
@@ -63,7 +72,7 @@ float *vae__alloc_floats(int64_t count)
     size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
     void *p = NULL;
     bytes = (bytes + 63) & ~(size_t)63;
-    if (count < 0 || allocation_fails() || posix_memalign(&p, 64, bytes) != 0) {
+    if (count < 0 || INJECTED_FAILURE() || posix_memalign(&p, 64, bytes) != 0) {
         vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", bytes);
         return NULL;
     }
@@ -76,8 +85,10 @@ void vae__free_aligned(void *p) { free(p); }
 char *vae__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = vae__alloc(n);
-    if (d)
+    char *d = INJECTED_FAILURE() ? NULL : malloc(n);
+    if (!d)
+        vae__fail(VAE_ERR_NO_MEMORY, "out of memory allocating %zu bytes", n);
+    else
         memcpy(d, s, n);
     return d;
 }

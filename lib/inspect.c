@@ -362,6 +362,7 @@ static void add_line(text *t, const vae_graph *g, const layer *l)
     add_shape(&st, &g->nodes[l->last]);
     snprintf(shape, sizeof shape, "%s", st.s ? st.s : "");
     free(st.s);
+    t->failed |= st.failed; /* else the summary would lack a shape, silently */
     add(t, "%-28.28s %-30.30s %-20s ", l->name, l->kind, shape);
     add_count(t, l->params);
     add(t, "\n");
@@ -373,12 +374,14 @@ VAE_API vae_status vae_model_summary(const vae_model *m, char *buf, size_t size,
     text t = {0};
     layer *lines;
     int *line_of, n_lines;
-    int64_t total = 0;
+    int64_t total = 0, eval_bytes, train_bytes;
     if (!m)
         return vae__fail(VAE_ERR_ARGUMENT, "%s: model is NULL", what);
+    eval_bytes = vae__model_bytes_needed(m, 0);
+    train_bytes = eval_bytes < 0 ? -1 : vae__model_bytes_needed(m, 1);
     lines = vae__calloc((size_t)m->g->n_nodes + 1, sizeof *lines);
     line_of = vae__calloc((size_t)m->g->n_nodes + 1, sizeof *line_of);
-    n_lines = lines && line_of ? build_lines(m, lines, line_of) : -1;
+    n_lines = lines && line_of && train_bytes >= 0 ? build_lines(m, lines, line_of) : -1;
     if (n_lines < 0) {
         free(lines);
         free(line_of);
@@ -400,9 +403,9 @@ VAE_API vae_status vae_model_summary(const vae_model *m, char *buf, size_t size,
         likelihood_of(m->g));
     add_shape(&t, &m->g->nodes[m->g->roles[VAE_ROLE_INPUT]]);
     add(&t, "\nMemory for batches of %d on %d thread(s): ", m->max_batch, m->threads);
-    add_count(&t, vae__model_bytes_needed(m, 0));
+    add_count(&t, eval_bytes);
     add(&t, " bytes to evaluate, ");
-    add_count(&t, vae__model_bytes_needed(m, 1));
+    add_count(&t, train_bytes);
     add(&t, " to train (limit ");
     add_count(&t, m->memory_limit);
     add(&t, ")\n");

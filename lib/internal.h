@@ -32,6 +32,9 @@ char *vae__strdup(const char *s);
    persistent every later one too; calls counts them. */
 void vae__fault_alloc(long nth, int persistent);
 long vae__fault_alloc_calls(void);
+/* The return address of the last allocation made to fail: which call site
+   it was (the tests count them). */
+void *vae__fault_alloc_site(void);
 /* The system calls of a save, for the same purpose: vae__io_fails(call)
    gives the errno a test asked for at that call's nth use, or 0. */
 typedef enum {

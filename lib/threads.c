@@ -125,11 +125,13 @@ vae_status vae__pool_create(vae_pool **out, int threads)
     pthread_cond_init(&p->wake, NULL);
     while (p->started < threads - 1) {
         start_arg *s = vae__alloc(sizeof *s);
-        if (s) {
-            s->pool = p;
-            s->index = p->started + 1;
+        if (!s) {
+            vae__pool_free(p);
+            return VAE_ERR_NO_MEMORY;
         }
-        if (!s || pthread_create(&p->ids[p->started], NULL, worker_main, s) != 0) {
+        s->pool = p;
+        s->index = p->started + 1;
+        if (pthread_create(&p->ids[p->started], NULL, worker_main, s) != 0) {
             int failed = p->started + 1;
             free(s);
             vae__pool_free(p);
