@@ -7,19 +7,20 @@
 #         python3 for the ctypes (FFI) test and the examples' test, NumPy,
 #         pytest, pycparser and venv for the Python package's tests, Graphviz
 #         for its check of vae-inspect --dot, Open MPI for the tests of
-#         training across processes, clang's libFuzzer for the fuzz targets
-#         (scripts/test.sh)
+#         training across processes, clang's libFuzzer for the fuzz targets,
+#         abigail-tools (abidiff) for the ABI check (scripts/test.sh,
+#         scripts/check-abi.sh)
 # Without demo or test as the first argument, both sets are installed, with
 # any arguments as extra packages (the older form: scripts/deps.sh PKG...).
 set -euo pipefail
 demo=(gcc make cmake pkg-config libopenblas-dev libblis-openmp-dev zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libstb-dev libplplot-dev plplot-driver-cairo)
 test=(check python3 graphviz python3-numpy python3-pytest python3-pycparser python3-venv
-      openmpi-bin libopenmpi-dev python3-mpi4py clang libclang-rt-14-dev)
+      openmpi-bin libopenmpi-dev python3-mpi4py clang libclang-rt-14-dev abigail-tools)
 case "${1:-}" in
   demo) shift; packages=("${demo[@]}" "$@") ;;
   test) shift; packages=("${demo[@]}" "${test[@]}" "$@") ;;
-  -h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) packages=("${demo[@]}" "${test[@]}" "$@") ;;
 esac
 missing=()

@@ -120,6 +120,21 @@ bash scripts/deps.sh test
 stage "OpenBLAS"
 build_and_test openblas -DVAE_BLAS=openblas
 
+abi_test() {  # the ABI of libvae.so.1, type by type, against 0.2.0's (abi/)
+  local dir=build-test-abi
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAE_WERROR=ON -DVAE_BUILD_TESTS=OFF \
+    -DVAE_BUILD_EXAMPLES=OFF -DVAE_WITH_MPI=OFF > "$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" --target vae >> "$dir.log" 2>&1 || { tail -50 "$dir.log"; return 1; }
+  bash scripts/check-abi.sh "$dir"
+}
+
+if command -v abidiff > /dev/null; then
+  stage "ABI against 0.2.0 (abidiff, scripts/check-abi.sh)"
+  abi_test
+else
+  skip "ABI against 0.2.0" "abidiff missing (abigail-tools: scripts/deps.sh test)"
+fi
+
 if blis_found; then
   stage "BLIS"
   build_and_test blis -DVAE_BLAS=blis -DVAE_BUILD_EXAMPLES=OFF
