@@ -445,6 +445,22 @@ static double seconds_before(const app_run *r)
     return s && vae_model_epoch_position(r->model) > 0 ? strtod(s, NULL) : 0.0;
 }
 
+/* The error, and which model files the failure left as they were: nothing
+   is saved after a failed step (a loss gone NaN leaves the weights of the
+   last good step in memory, and the files of the last epoch on disk). */
+static int training_failed(app_run *r, vae_status s)
+{
+    app_fail(r, "training", s);
+    if (r->rank == 0 && access(app_out_path(r, "last.vae"), F_OK) == 0) {
+        fprintf(stderr, "%s: nothing saved: %s keeps epoch %d", r->app->name,
+                app_out_path(r, "last.vae"), vae_model_epoch(r->model));
+        if (r->best_epoch > 0)
+            fprintf(stderr, ", best.vae epoch %d", r->best_epoch);
+        fprintf(stderr, "; resume from it with --resume and a lower --lr\n");
+    }
+    return 1;
+}
+
 /* One epoch, or the rest of one.  Returns 0, 1 after an error, or the
    exit status after a signal. */
 static int train_epoch(app_run *r, int epoch)
@@ -468,7 +484,7 @@ static int train_epoch(app_run *r, int epoch)
     if (s == VAE_ERR_STOPPED)
         return save_stopped(r, seconds);
     if (s != VAE_OK)
-        return app_fail(r, "training (the last saved model is kept)", s);
+        return training_failed(r, s);
     return end_epoch(r, epoch, seconds, train_loss);
 }
 
