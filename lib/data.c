@@ -3,19 +3,23 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Same element limit as tensors, so any data set row range fits a tensor. */
 #define MAX_ELEMENTS ((int64_t)1 << 40)
 /* An idx header claiming more than this is rejected as absurd. */
 #define IDX_MAX_BYTES ((int64_t)1 << 34)
-/* The payload buffer starts at most this big and doubles as data arrive, so
-   a lying header in a short (or compressed) file costs little memory. */
-#define IDX_FIRST_ALLOC ((size_t)1 << 24)
+/* A gzip file's payload buffer starts at most this big (less than zlib's
+   own buffers) and doubles as data arrive, so that it never holds more
+   than twice what was decompressed, whatever the header claims. */
+#define IDX_FIRST_ALLOC ((size_t)1 << 16)
 /* gzread takes an unsigned length and returns an int. */
 #define IDX_READ_CHUNK ((size_t)1 << 30)
 
@@ -248,6 +252,8 @@ VAE_API vae_status vae_dataset_from_f32(vae_dataset **out, int64_t n, int ndim, 
 typedef struct idx_file {
     const char *path;
     gzFile gz;
+    int64_t file_size; /* of a regular file, from fstat; -1 for a pipe */
+    int size_checked; /* a plain file whose size is what its header says */
     int ndim;         /* including the leading count */
     int64_t dims[4];  /* dims[0] is the number of images or labels */
     int64_t row_size; /* product of dims[1..] (1 for labels) */
@@ -336,8 +342,30 @@ static vae_status idx_header(idx_file *f, int labels)
     return VAE_OK;
 }
 
+/* A plain regular file holds its payload as it is: its size says, before
+   anything is allocated, whether the header's claim is true.  A gzip
+   file (or a pipe) is checked as its data arrive, in idx_payload. */
+static vae_status idx_check_size(idx_file *f)
+{
+    int64_t want = f->dims[0] * f->row_size, have;
+    char what[96];
+    if (f->file_size < 0 || !gzdirect(f->gz))
+        return VAE_OK;
+    have = f->file_size - 4 - 4 * (int64_t)f->ndim;
+    f->size_checked = have == want;
+    if (have == want)
+        return VAE_OK;
+    idx_describe(f, what, sizeof what);
+    if (have < want)
+        return vae__fail(VAE_ERR_FORMAT,
+                         "%s: truncated: header says %s but file ends after %lld bytes of %s",
+                         f->path, what, (long long)have, f->ndim == 1 ? "labels" : "pixels");
+    return vae__fail(VAE_ERR_FORMAT, "%s: longer than its header says (%s)", f->path, what);
+}
+
 /* Grows the buffer only as data arrive: the claimed size of a gz file
-   cannot be checked before reading it. */
+   cannot be checked before reading it (a plain file's was, and is read
+   into one buffer of its size). */
 static vae_status idx_payload(idx_file *f)
 {
     size_t want = (size_t)(f->dims[0] * f->row_size), have = 0, cap = 0, got;
@@ -345,7 +373,7 @@ static vae_status idx_payload(idx_file *f)
     uint8_t extra;
     while (have < want) {
         if (have == cap) {
-            size_t next = cap ? 2 * cap : IDX_FIRST_ALLOC;
+            size_t next = cap ? 2 * cap : f->size_checked ? want : IDX_FIRST_ALLOC;
             uint8_t *p = vae__realloc(f->data, next < want ? next : want);
             if (!p)
                 return vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory reading %zu bytes",
@@ -370,18 +398,42 @@ static vae_status idx_payload(idx_file *f)
     return VAE_OK;
 }
 
-/* Reads a whole idx file into f; on failure nothing stays allocated. */
-static vae_status idx_read(idx_file *f, const char *path, int labels)
+/* Opens path for gzread (which reads plain files as they are), noting
+   its size if it is a regular file. */
+static vae_status idx_open(idx_file *f, const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    f->path = path;
+    if (fd < 0)
+        return vae__fail(VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    f->file_size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+    f->gz = gzdopen(fd, "rb");
+    if (!f->gz) {
+        close(fd);
+        return vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory opening", path);
+    }
+    /* a larger buffer reads MNIST 7% faster; a small file keeps zlib's
+       8 KiB (384 KiB of buffers for a file of a few bytes would be most
+       of what loading it costs) */
+    if (f->file_size < 0 || f->file_size >= (1 << 17))
+        gzbuffer(f->gz, 1 << 17);
+    return VAE_OK;
+}
+
+/* Reads a whole idx file into f; images, when given, are those the labels
+   in f must match in number, checked before the labels are read.  On
+   failure nothing stays allocated. */
+static vae_status idx_read(idx_file *f, const char *path, const idx_file *images)
 {
     vae_status s;
-    f->path = path;
-    errno = 0;
-    f->gz = gzopen(path, "rb");
-    if (!f->gz)
-        return errno ? vae__fail(VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno))
-                     : vae__fail(VAE_ERR_NO_MEMORY, "%s: out of memory opening", path);
-    gzbuffer(f->gz, 1 << 17);
-    s = idx_header(f, labels);
+    VAE_TRY(idx_open(f, path));
+    s = idx_header(f, images != NULL);
+    if (s == VAE_OK && images && f->dims[0] != images->dims[0])
+        s = vae__fail(VAE_ERR_FORMAT, "%s: has %lld labels but %s has %lld images", path,
+                      (long long)f->dims[0], images->path, (long long)images->dims[0]);
+    if (s == VAE_OK)
+        s = idx_check_size(f);
     if (s == VAE_OK)
         s = idx_payload(f);
     gzclose(f->gz);
@@ -425,12 +477,9 @@ VAE_API vae_status vae_dataset_load_idx(vae_dataset **out, const char *images_pa
     vae_status s;
     if (!out || !images_path)
         return vae__fail(VAE_ERR_ARGUMENT, "vae_dataset_load_idx: NULL argument");
-    s = idx_read(&img, images_path, 0);
+    s = idx_read(&img, images_path, NULL);
     if (s == VAE_OK && labels_path)
-        s = idx_read(&lab, labels_path, 1);
-    if (s == VAE_OK && labels_path && lab.dims[0] != img.dims[0])
-        s = vae__fail(VAE_ERR_FORMAT, "%s: has %lld labels but %s has %lld images", labels_path,
-                      (long long)lab.dims[0], images_path, (long long)img.dims[0]);
+        s = idx_read(&lab, labels_path, &img);
     if (s == VAE_OK)
         s = idx_to_dataset(&img, &lab, out);
     free(img.data);

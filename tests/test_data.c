@@ -6,12 +6,32 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+
+/* The sanitizers reserve terabytes of address space up front: under them
+   no limit on it can be set, and load_in_room only checks the status. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ROOM_ENFORCED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define ROOM_ENFORCED 0
+#endif
+#endif
+#ifndef ROOM_ENFORCED
+#define ROOM_ENFORCED 1
+#endif
 
 static char tmpdir[64];
 
@@ -321,6 +341,169 @@ START_TEST(big_claim_small_file)
                       "after 12 bytes of pixels");
     expect_load_error(write_file(0, "claim-img.gz", buf, n), NULL, VAE_ERR_FORMAT,
                       "claim-img.gz", "truncated");
+}
+END_TEST
+
+/* The address space the process has mapped, from /proc/self/statm. */
+static size_t mapped_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Loads images (and labels) in a child process whose address space may
+   grow by `room` bytes and no more: past that, malloc fails.  A loader
+   that allocates what a header claims, not what the file holds, gives
+   VAE_ERR_NO_MEMORY there.  Returns the status; the child's last error
+   goes to msg. */
+static vae_status load_in_room(const char *images, const char *labels, size_t room, char *msg,
+                               size_t msg_size)
+{
+    int fds[2], status = -1, wstatus;
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        vae_dataset *ds = NULL;
+        struct rlimit rl;
+        close(fds[0]);
+#ifdef __GLIBC__
+        malloc_trim(0); /* free memory at the heap's top would be room too */
+#endif
+        if (ROOM_ENFORCED && (getrlimit(RLIMIT_AS, &rl) != 0 ||
+                              (rl.rlim_cur = (rlim_t)(mapped_bytes() + room),
+                               setrlimit(RLIMIT_AS, &rl) != 0)))
+            _exit(2);
+        vae_status st = vae_dataset_load_idx(&ds, images, labels);
+        vae_dataset_free(ds);
+        dprintf(fds[1], "%d %s", (int)st, st == VAE_OK ? "" : vae_last_error());
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], msg, msg_size - 1), more;
+    char rest[256];
+    while ((more = read(fds[0], rest, sizeof rest)) > 0) /* past msg_size: dropped */
+        ;
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "the child failed (%d)",
+                  wstatus);
+    ck_assert_int_gt(n, 0);
+    msg[n] = '\0';
+    ck_assert_int_eq(sscanf(msg, "%d", &status), 1);
+    memmove(msg, strchr(msg, ' ') + 1, strlen(strchr(msg, ' ')));
+    return (vae_status)status;
+}
+
+/* A header's claim is checked against the data before memory of its size
+   is allocated: a plain file's against the file's size, before anything
+   is allocated; a gzip file's as the data arrive, into a buffer that
+   starts at 64 KiB and doubles, so that it never holds more than twice
+   what was decompressed.  2^34 bytes claimed in a file of a few bytes
+   fit in 8 MiB of address space (the loader took 16 MiB at once before);
+   a file of 1 MiB of pixels loads in 4 MiB. */
+START_TEST(claims_checked_before_allocating)
+{
+    static const uint32_t claim[3] = {1u << 24, 32, 32}, real[3] = {1024, 32, 32};
+    static uint8_t buf[16 + (1 << 20) + 1], pixels[1 << 20];
+    char msg[1024], plain[600], gz[600], mib[600], mib_gz[600];
+    size_t n = make_idx(buf, 8, 3, claim, PIXELS, 12);
+    snprintf(plain, sizeof plain, "%s", write_file(0, "claim-img", buf, n));
+    snprintf(gz, sizeof gz, "%s", write_file(0, "claim-img.gz", buf, n));
+    /* first: memory a load here freed could be reused in the child */
+    ck_assert_int_eq(load_in_room(plain, NULL, 8 << 20, msg, sizeof msg), VAE_ERR_FORMAT);
+    ck_assert_msg(strstr(msg, "after 12 bytes") != NULL, "%s", msg);
+    ck_assert_int_eq(load_in_room(gz, NULL, 8 << 20, msg, sizeof msg), VAE_ERR_FORMAT);
+    ck_assert_msg(strstr(msg, "after 12 bytes") != NULL, "%s", msg);
+    vae__fault_alloc(0, 0);
+    expect_load_error(plain, NULL, VAE_ERR_FORMAT, "claim-img",
+                      "truncated: header says 16777216 images of 32x32 but file ends after 12 "
+                      "bytes of pixels");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 0); /* refused from its size */
+    vae__fault_alloc(0, 0);
+    expect_load_error(gz, NULL, VAE_ERR_FORMAT, "claim-img.gz", "after 12 bytes of pixels");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 1); /* the first 64 KiB */
+
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)(i % 251);
+    n = make_idx(buf, 8, 3, real, pixels, sizeof pixels);
+    snprintf(mib, sizeof mib, "%s", write_file(0, "mib-img", buf, n));
+    snprintf(mib_gz, sizeof mib_gz, "%s", write_file(0, "mib-img.gz", buf, n));
+    ck_assert_int_eq(load_in_room(mib, NULL, 4 << 20, msg, sizeof msg), VAE_OK);
+    ck_assert_int_eq(load_in_room(mib_gz, NULL, 4 << 20, msg, sizeof msg), VAE_OK);
+    /* one byte more or less than the header says, found from the size */
+    vae__fault_alloc(0, 0);
+    expect_load_error(write_file(0, "mib-short", buf, n - 1), NULL, VAE_ERR_FORMAT, "mib-short",
+                      "file ends after 1048575 bytes of pixels");
+    buf[n] = 0;
+    expect_load_error(write_file(0, "mib-long", buf, n + 1), NULL, VAE_ERR_FORMAT, "mib-long",
+                      "longer than its header says (1024 images of 32x32)");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 0);
+}
+END_TEST
+
+/* The number of labels is compared with the number of images before the
+   labels are read: a file claiming 2^32 - 1 labels is refused for that,
+   with nothing allocated for it, plain or gzip. */
+START_TEST(labels_counted_before_reading)
+{
+    static const uint32_t many[1] = {0xFFFFFFFFu};
+    uint8_t buf[64];
+    size_t n = make_idx(buf, 8, 1, many, LABELS, 3);
+    const char *images = write_images(0, "img");
+    vae__fault_alloc(0, 0);
+    expect_load_error(images, write_file(1, "many-lab", buf, n), VAE_ERR_FORMAT, "many-lab",
+                      "has 4294967295 labels but");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 1); /* the images' pixels */
+    vae__fault_alloc(0, 0);
+    expect_load_error(images, write_file(1, "many-lab.gz", buf, n), VAE_ERR_FORMAT,
+                      "many-lab.gz", "has 4294967295 labels but");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 1);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "img has 3 images"));
+}
+END_TEST
+
+/* A pipe has no size to check in advance: its data are checked as they
+   arrive, as a gzip file's are.  The writer is a child process. */
+static const char *write_fifo(const char *name, const uint8_t *data, size_t n, pid_t *writer)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    unlink(path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    *writer = fork();
+    ck_assert_int_ge(*writer, 0);
+    if (*writer == 0) {
+        int fd = open(path, O_WRONLY);
+        _exit(fd >= 0 && write(fd, data, n) == (ssize_t)n ? 0 : 1);
+    }
+    return path;
+}
+
+START_TEST(pipe_sources)
+{
+    static const uint32_t claim[3] = {1u << 24, 32, 32};
+    uint8_t buf[64];
+    vae_dataset *ds = NULL;
+    pid_t writer;
+    int wstatus;
+    size_t n = make_idx(buf, 8, 3, IMG_DIMS, PIXELS, 12);
+    const char *path = write_fifo("img.fifo", buf, n, &writer);
+    ck_assert_int_eq(vae_dataset_load_idx(&ds, path, NULL), VAE_OK);
+    check_three_images(ds, 0);
+    vae_dataset_free(ds);
+    ck_assert_int_eq(waitpid(writer, &wstatus, 0), writer);
+    ck_assert_int_eq(wstatus, 0);
+    n = make_idx(buf, 8, 3, claim, PIXELS, 12);
+    path = write_fifo("claim.fifo", buf, n, &writer);
+    vae__fault_alloc(0, 0);
+    expect_load_error(path, NULL, VAE_ERR_FORMAT, "claim.fifo", "after 12 bytes of pixels");
+    ck_assert_int_eq(vae__fault_alloc_calls(), 1);
+    ck_assert_int_eq(waitpid(writer, &wstatus, 0), writer);
 }
 END_TEST
 
@@ -821,6 +1004,9 @@ static Suite *data_suite(void)
     tcase_add_test(idx, count_mismatch);
     tcase_add_test(idx, zero_and_oversized);
     tcase_add_test(idx, big_claim_small_file);
+    tcase_add_test(idx, claims_checked_before_allocating);
+    tcase_add_test(idx, labels_counted_before_reading);
+    tcase_add_test(idx, pipe_sources);
     tcase_add_test(idx, missing_files);
     tcase_add_test(idx, corrupt_gzip);
     tcase_add_test(host, null_arguments);

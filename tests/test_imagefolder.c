@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PATH_LEN 512
@@ -331,6 +332,88 @@ static void fill(uint8_t *px, int w, int h, int channels, const uint8_t *colour)
         memcpy(px + (size_t)p * (size_t)channels, colour, (size_t)channels);
 }
 
+/* dir/name: a w x h 8-bit RGB PNG, every pixel `rgb`, with a gAMA chunk
+   and, before the pixels, `texts` zTXt chunks of text_bytes letters each,
+   which deflate to about a thousandth of that. */
+static void write_png_with_texts(const char *dir, const char *name, int w, int h,
+                                 const uint8_t rgb[3], int texts, size_t text_bytes)
+{
+    char path[PATH_LEN], *text = malloc(text_bytes + 1);
+    uint8_t row[64 * 3];
+    png_text chunks[8];
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_le(texts, 8);
+    ck_assert_int_le(w, 64);
+    memset(text, 'a', text_bytes);
+    text[text_bytes] = '\0';
+    for (int i = 0; i < texts; i++)
+        chunks[i] = (png_text){.compression = PNG_TEXT_COMPRESSION_zTXt, .key = "Comment",
+                               .text = text};
+    fill(row, w, 1, 3, rgb);
+    FILE *f = fopen(join(path, dir, name), "wb");
+    ck_assert_ptr_nonnull(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    ck_assert_ptr_nonnull(info);
+    if (setjmp(png_jmpbuf(png))) /* libpng printed why */
+        ck_abort_msg("could not write %s", path);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_gAMA(png, info, 0.45455);
+    png_set_text(png, info, chunks, texts);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, row);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    ck_assert_int_eq(fclose(f), 0);
+    free(text);
+}
+
+/* The kB on /proc/self/status's line `key` ("VmHWM:", the peak resident
+   memory). */
+static long status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0)
+            kb = strtol(line + strlen(key), NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Loads dir at `size` in a child process (a fresh peak) and returns by
+   how many kB the load raised the child's peak resident memory, or -1 if
+   it failed.  What the loader prints is dropped. */
+static long load_peak_kb(const char *dir, int size)
+{
+    int fds[2], wstatus;
+    long kb = -2;
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ex_image_set s;
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        long before = status_kb("VmHWM:");
+        long grew = ex_load_image_folder(dir, size, &s) == 0 ? status_kb("VmHWM:") - before : -1;
+        ex_image_set_free(&s);
+        _exit(write(fds[1], &grew, sizeof grew) == (ssize_t)sizeof grew ? 0 : 1);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &kb, sizeof kb), (ssize_t)sizeof kb);
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_int_eq(wstatus, 0);
+    return kb;
+}
+
 /* The log names dir/name as skipped for `reason`, on a line of its own. */
 static void assert_skipped(const char *log, const char *name, const char *reason)
 {
@@ -641,6 +724,12 @@ START_TEST(png_header_sizes)
     write_png_header_only(dir, "wrap.png", 65536, 65536);
     write_png_header_only(dir, "max.png", 0xFFFFFFFFu, 0xFFFFFFFFu);
     write_png_header_only(dir, "tall.png", 1, 67108865); /* 2^26 + 1 */
+    /* A side over 65535 (JPEG's limit too), where libpng's two rows of up
+       to 8 bytes a pixel would cost 1 GiB for 2^26 x 1; 65535 passes the
+       guard (and fails in libpng: no image data). */
+    write_png_header_only(dir, "wide.png", 65536, 1);
+    write_png_header_only(dir, "long.png", 1, 65536);
+    write_png_header_only(dir, "edge.png", 65535, 1);
     char path[PATH_LEN];
     uint8_t file[4096];
     size_t n = read_all(join(path, dir, "good.png"), file, sizeof file);
@@ -659,8 +748,11 @@ START_TEST(png_header_sizes)
     assert_skipped(log, "wrap.png", "too large (65536x65536, over 64 megapixels)");
     assert_skipped(log, "max.png", "too large (4294967295x4294967295, over 64 megapixels)");
     assert_skipped(log, "tall.png", "too large (1x67108865, over 64 megapixels)");
+    assert_skipped(log, "wide.png", "too large (65536x1, over 65535 pixels a side)");
+    assert_skipped(log, "long.png", "too large (1x65536, over 65535 pixels a side)");
+    assert_skipped(log, "edge.png", "corrupt PNG header");
     assert_skipped(log, "short.png", "corrupt PNG header");
-    ck_assert_int_eq(count_lines(log), 7);
+    ck_assert_int_eq(count_lines(log), 10);
     ex_image_set_free(&s);
 }
 END_TEST
@@ -719,6 +811,33 @@ START_TEST(png_kinds)
                 ck_assert_msg(at(&s, i, c, p / 2, p % 2) == want[i][p * 3 + c],
                               "%s: pixel %d channel %d is %d, not %d", s.names[i], p, c,
                               at(&s, i, c, p / 2, p % 2), want[i][p * 3 + c]);
+    ex_image_set_free(&s);
+}
+END_TEST
+
+/* Only the chunks that make the pixels are read: text and the rest are
+   skipped unread.  libpng would otherwise inflate each zTXt chunk (to 8
+   MB at most, up to 1000 of them) and keep it until the end: here four of
+   6 MB, from a file of some 25 kB, raised the peak memory by over 24 MB.
+   The pixels do not change (gAMA is not applied either). */
+START_TEST(png_chunks_skipped)
+{
+    const char *dir = make_folder("texts");
+    write_png_with_texts(dir, "t.png", 4, 4, TEAL, 4, (size_t)6 << 20);
+    char path[PATH_LEN];
+    struct stat st;
+    ck_assert_int_eq(stat(join(path, dir, "t.png"), &st), 0);
+    ck_assert_int_lt(st.st_size, 64 << 10);
+    long kb = load_peak_kb(dir, 4);
+    ck_assert_int_ge(kb, 0);
+    ck_assert_msg(kb < 8 << 10, "loading a %lld-byte PNG raised the peak memory by %ld kB",
+                  (long long)st.st_size, kb);
+    ex_image_set s;
+    char log[4096];
+    ck_assert_int_eq(load_capturing(dir, 4, 0, &s, log, sizeof log), 0);
+    ck_assert_str_eq(log, "");
+    ck_assert_int_eq(s.count, 1);
+    assert_plain(&s, 0, TEAL);
     ex_image_set_free(&s);
 }
 END_TEST
@@ -835,6 +954,7 @@ static Suite *imagefolder_suite(void)
     tcase_add_test(tc, other_formats_are_skipped);
     tcase_add_test(tc, png_header_sizes);
     tcase_add_test(tc, png_kinds);
+    tcase_add_test(tc, png_chunks_skipped);
     tcase_add_test(tc, limit_loads_the_first);
     tcase_add_test(tc, split_every_other);
     tcase_add_test(tc, empty_and_missing_folders);

@@ -2,12 +2,30 @@
    untrusted: libjpeg-turbo and libpng (fuzzed continuously, patched by
    Debian) decode them, only after the magic bytes say JPEG or PNG and the
    header's size passes the guard.  The centre square is cropped and
-   stb_image_resize scales it. */
+   stb_image_resize scales it.
+
+   Memory: a compressed file may rightly claim far more pixels than it has
+   bytes (an 8192x8192 PNG of one plain colour at one bit a pixel deflates
+   to about 8 kB), so the bound on what one file costs comes from the
+   guard, not from the file's size: at most MAX_SOURCE_PIXELS pixels and
+   MAX_SIDE a side.  Decoding one file allocates the RGB image (3 bytes a
+   pixel, 192 MiB at the limit), for a JPEG of several scans (progressive)
+   libjpeg's coefficients too (2 bytes a pixel for each of at most 3
+   components, 384 MiB, plus a few percent of padding to whole blocks),
+   and for a PNG two rows of at most 8 bytes a pixel (1 MiB): about 600 MiB
+   at most, freed before the next file.  The pages of the large buffers
+   are touched only as rows decode, so a short file that lies costs
+   address space rather than memory.  The fuzz target
+   (tests/fuzz/fuzz_images.c) builds this file with a smaller
+   MAX_SOURCE_PIXELS, so that libFuzzer's -malloc_limit_mb catches any
+   allocation the guard does not bound. */
 #include "imagefolder.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +38,13 @@
 #include <stb/stb_image_resize.h>
 
 #define MAX_SIZE 4096
-/* Larger photos are skipped rather than decoded (192 MB of RGB). */
+/* Larger photos are skipped rather than decoded (192 MiB of RGB). */
+#ifndef MAX_SOURCE_PIXELS
 #define MAX_SOURCE_PIXELS ((unsigned long long)1 << 26)
+#endif
+/* About JPEG's own limit (65500).  libpng keeps two rows of up to 8 bytes
+   a pixel: without it, 1 GiB for a PNG of one row of 64 megapixels. */
+#define MAX_SIDE 65535u
 /* Every progressive scan revisits the whole image, so a small file with
    thousands of scans would decode for minutes.  libjpeg's own progressive
    encoder writes 10 scans; tuned encoders a few dozen. */
@@ -78,12 +101,15 @@ static int list_images(const char *dir, char ***names, int *count)
             fprintf(stderr, "skipping %s: %s\n", path, strerror(errno));
         } else if (S_ISREG(st.st_mode)) {
             if (n == cap) {
-                cap = cap ? 2 * cap : 256;
-                char **grown = realloc(list, (size_t)cap * sizeof *list);
-                if (grown)
+                /* The doubling must not wrap (memory runs out long before). */
+                int next = cap == 0 ? 256 : cap <= INT_MAX / 2 ? 2 * cap : 0;
+                char **grown = next ? realloc(list, (size_t)next * sizeof *list) : NULL;
+                if (grown) {
                     list = grown;
-                else
+                    cap = next;
+                } else {
                     rc = -1;
+                }
             }
             if (rc == 0 && (list[n] = strdup(e->d_name)) != NULL)
                 n++;
@@ -134,8 +160,13 @@ static int check_size(picture *pic, unsigned long long width, unsigned long long
         return -1;
     }
     if (width > MAX_SOURCE_PIXELS / height) {
-        snprintf(pic->why, sizeof pic->why, "too large (%llux%llu, over 64 megapixels)",
-                 width, height);
+        snprintf(pic->why, sizeof pic->why, "too large (%llux%llu, over %llu megapixels)",
+                 width, height, MAX_SOURCE_PIXELS >> 20);
+        return -1;
+    }
+    if (width > MAX_SIDE || height > MAX_SIDE) {
+        snprintf(pic->why, sizeof pic->why, "too large (%llux%llu, over %u pixels a side)",
+                 width, height, MAX_SIDE);
         return -1;
     }
     pic->width = (unsigned)width;
@@ -259,7 +290,11 @@ static int decode_png(FILE *f, picture *pic)
         return refuse(pic, why);
     }
     /* Our guard, checked before, decides the size, not libpng's 1e6 limit. */
-    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_user_limits(png, MAX_SIDE, MAX_SIDE);
+    /* Only IHDR, PLTE, tRNS, IDAT and IEND make the pixels (no gamma or
+       colour management here): skip the others unread, text and colour
+       profiles that libpng would otherwise inflate and keep. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_init_io(png, f);
     png_read_info(png, info);
     if (png_get_image_width(png, info) != pic->width ||
@@ -332,7 +367,7 @@ static int crop_and_resize(const picture *pic, int size, uint8_t *rgb)
             memcpy(rgb + y * side * 3, square + y * stride, (size_t)side * 3);
         return 0;
     }
-    /* side <= 8192 and stride < 2^28 by the pixel guard: both fit in int. */
+    /* side <= 8192 and stride <= 3 * 65535 by the guard: both fit in int. */
     int ok = stbir_resize_uint8(square, (int)side, (int)side, (int)stride, rgb, size, size, 0, 3);
     return ok ? 0 : -1;
 }
@@ -383,7 +418,9 @@ int ex_load_image_folder_limit(const char *dir, int size, int limit, ex_image_se
     }
     int want = limit > 0 && limit < n ? limit : n;
     size_t image_bytes = 3 * (size_t)size * (size_t)size;
-    uint8_t *pixels = malloc((size_t)want * image_bytes);
+    /* The product cannot wrap where size_t has 64 bits, but can in 32. */
+    int fits = (size_t)want <= SIZE_MAX / image_bytes;
+    uint8_t *pixels = fits ? malloc((size_t)want * image_bytes) : NULL;
     uint8_t *rgb = malloc(image_bytes);
     int count = 0, i = 0, failed = !pixels || !rgb;
     if (failed)

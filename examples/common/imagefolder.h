@@ -32,9 +32,12 @@ typedef struct ex_image_set {
    the largest centred square, and resize it to size x size (smaller images
    are enlarged).  The first bytes, not the name, say whether a file is a
    JPEG or a PNG; anything else is skipped undecoded.  The size in the header
-   must be at least 1x1 and at most 64 megapixels before anything is
-   decoded.  PNGs of every kind are read (alpha is dropped, 16-bit samples
-   keep their high byte); JPEGs must be gray, YCbCr or RGB (not CMYK), free
+   must be at least 1x1, at most 64 megapixels and at most 65535 pixels a
+   side before anything is decoded (one file then costs at most about 600
+   MiB while it decodes, whatever its size: imagefolder.c says how).  PNGs of
+   every kind are read (alpha is dropped, 16-bit samples keep their high
+   byte; chunks other than IHDR, PLTE, tRNS, IDAT and IEND are skipped
+   unread); JPEGs must be gray, YCbCr or RGB (not CMYK), free
    of any corruption libjpeg warns about, and have at most 100 progressive
    scans.  Files that fail any of this are skipped, each with one line
    "skipping PATH: REASON" on stderr; other files are ignored.  A missing
