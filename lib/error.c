@@ -47,7 +47,8 @@ VAE_API void vae_set_log_callback(vae_log_fn fn, void *user)
 
 VAE_API void vae_set_log_level(vae_log_level level) { log_level = level; }
 
-vae_status vae__fail(vae_status status, const char *fmt, ...)
+/* (in parentheses: not the analysers' macro of internal.h) */
+vae_status (vae__fail)(vae_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

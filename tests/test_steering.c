@@ -582,6 +582,72 @@ START_TEST(test_clones_decode_concurrently)
 }
 END_TEST
 
+typedef struct infer_job {
+    vae_model *clone;
+    const vae_tensor *z;
+    const vae_dataset *data;
+    vae_tensor *out;
+    double log_px;
+    vae_status status;
+} infer_job;
+
+static void *infer_many(void *arg)
+{
+    infer_job *j = arg;
+    for (int k = 0; k < 5 && j->status == VAE_OK; k++) {
+        j->status = vae_model_decode(j->clone, j->z, j->out);
+        if (j->status == VAE_OK)
+            j->status = vae_model_log_likelihood(j->clone, j->data, 8, 3, NULL, NULL, &j->log_px,
+                                                 NULL);
+    }
+    return NULL;
+}
+
+/* Clones with two workers each decode (rows split between the workers) and
+   estimate log p(x) (importance weighting) at once from three threads, six
+   threads in all: the results are the parent's on two threads, bit for
+   bit. */
+START_TEST(test_clones_with_workers_concurrently)
+{
+    enum { T = 3, N = 300 };
+    vae_model *m = tu_small_vae(IN, HIDDEN, LATENT, VAE_ACT_RELU, 13);
+    vae_dataset *ds = make_data();
+    vae_tensor *z = NULL, *want = NULL;
+    int64_t zd[2] = {N, LATENT}, xd[2] = {N, IN};
+    double want_px;
+    infer_job jobs[T];
+    pthread_t th[T];
+    ck_assert_int_eq(vae_tensor_create(&z, 2, zd), VAE_OK);
+    tu_random(vae_tensor_data(z), N * LATENT, 6, -2.0f, 2.0f);
+    ck_assert_int_eq(vae_tensor_create(&want, 2, xd), VAE_OK);
+    ck_assert_int_eq(vae_model_set_threads(m, 2), VAE_OK);
+    ck_assert_int_eq(vae_model_decode(m, z, want), VAE_OK);
+    ck_assert_int_eq(vae_model_log_likelihood(m, ds, 8, 3, NULL, NULL, &want_px, NULL), VAE_OK);
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (infer_job){.z = z, .data = ds, .status = VAE_OK};
+        ck_assert_int_eq(vae_model_clone(&jobs[t].clone, m), VAE_OK);
+        ck_assert_int_eq(vae_model_set_threads(jobs[t].clone, 2), VAE_OK);
+        ck_assert_int_eq(vae_tensor_create(&jobs[t].out, 2, xd), VAE_OK);
+    }
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, infer_many, &jobs[t]), 0);
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(jobs[t].status, VAE_OK);
+        ck_assert_mem_eq(vae_tensor_data(jobs[t].out), vae_tensor_data(want),
+                         sizeof(float) * N * IN);
+        ck_assert_double_eq(jobs[t].log_px, want_px);
+        vae_model_free(jobs[t].clone);
+        vae_tensor_free(jobs[t].out);
+    }
+    vae_tensor_free(z);
+    vae_tensor_free(want);
+    vae_dataset_free(ds);
+    vae_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("steering");
@@ -595,6 +661,7 @@ int main(void)
     tcase_add_test(tc, test_encode_latent);
     tcase_add_test(tc, test_linear_gaussian);
     tcase_add_test(tc, test_clones_decode_concurrently);
+    tcase_add_test(tc, test_clones_with_workers_concurrently);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
