@@ -351,6 +351,55 @@ START_TEST(test_nan_leaves_weights)
 }
 END_TEST
 
+/* A loss that turns non-finite in the middle of an epoch (Adam at a rate
+   of 1e3 after a good epoch): VAE_ERR_NOT_FINITE, and the weights are
+   those after the last good step, which the progress callback saw. */
+typedef struct last_good {
+    vae_model *m;
+    float *params;
+    int batches;
+} last_good;
+
+static int keep_params(void *user, int batch, int batch_count, float objective)
+{
+    last_good *g = user;
+    (void)batch_count;
+    ck_assert(isfinite(objective));
+    free(g->params);
+    g->params = params_of(g->m);
+    g->batches = batch;
+    return 0;
+}
+
+START_TEST(test_nan_mid_epoch_keeps_last_good_step)
+{
+    vae_model *m = make_vae(5);
+    vae_optimizer *opt = make_adam(m, 1e-2);
+    vae_dataset *ds = make_data(ROWS);
+    last_good g = {m, NULL, 0};
+    int64_t n = vae_model_param_count(m);
+    float *after;
+    ck_assert_int_eq(vae_model_train_epoch(m, opt, ds, 10, NULL, NULL, NULL, NULL), VAE_OK);
+    ck_assert_int_eq(vae_optimizer_set(opt, VAE_OPT_LEARNING_RATE, 1e3), VAE_OK);
+    ck_assert_int_eq(vae_model_train_epoch(m, opt, ds, 10, keep_params, &g, NULL, NULL),
+                     VAE_ERR_NOT_FINITE);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(), "not finite"));
+    /* it failed mid-epoch: after some good steps, before the last */
+    ck_assert_int_ge(g.batches, 1);
+    ck_assert_int_lt(g.batches, ROWS / 10);
+    ck_assert_int_eq(vae_model_epoch_position(m), g.batches);
+    after = params_of(m);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert(isfinite(after[i]));
+    ck_assert_mem_eq(g.params, after, (size_t)n * sizeof *after);
+    free(after);
+    free(g.params);
+    vae_optimizer_free(opt);
+    vae_dataset_free(ds);
+    vae_model_free(m);
+}
+END_TEST
+
 typedef struct progress_log {
     int calls, last_batch, batch_count, stop_after, increasing;
 } progress_log;
@@ -516,6 +565,7 @@ int main(void)
     tcase_add_loop_test(tc, test_determinism, 1, 3);
     tcase_add_test(tc, test_threads_agree);
     tcase_add_test(tc, test_nan_leaves_weights);
+    tcase_add_test(tc, test_nan_mid_epoch_keeps_last_good_step);
     tcase_add_test(tc, test_partial_batch_and_progress);
     tcase_add_test(tc, test_progress_stops);
     tcase_add_test(tc, test_setters);
