@@ -3,8 +3,10 @@
 # tests with OpenBLAS, with BLIS, and with AddressSanitizer +
 # UndefinedBehaviorSanitizer and with ThreadSanitizer (the example programs
 # and their photo loader included), and builds a consumer program against an
-# installed copy with both pkg-config and CMake's find_package.
-# Warnings are errors.  Usage: scripts/test.sh   (from anywhere)
+# installed copy with both pkg-config and CMake's find_package.  Its last
+# stage drives vae-explore's page in headless Chromium (Debian's, through
+# puppeteer-core from npm); it is skipped, and says why, where either cannot
+# be had.  Warnings are errors.  Usage: scripts/test.sh   (from anywhere)
 # Prints how long each stage took and, at the end, the total and the stages
 # (or parts of stages) it skipped, with the reason.  Stops at the first
 # failure and exits non-zero.
@@ -324,4 +326,27 @@ if /usr/bin/python3 -c 'import venv, ensurepip, numpy, setuptools' 2> /dev/null;
   end_stage
 else
   skip "Python package" "/usr/bin/python3 lacks venv, ensurepip, numpy or setuptools (scripts/deps.sh test)"
+fi
+
+# vae-explore in a real browser: Debian's Chromium driven by puppeteer-core
+# from npm.  A stage of its own because it installs from npm; where
+# Chromium or the npm package cannot be had, run.sh says why and exits 77.
+stage "Browser (vae-explore in headless Chromium, puppeteer-core)"
+browser_log=$(mktemp); tmpdirs+=("$browser_log")
+if ! bash scripts/deps.sh browser > "$browser_log" 2>&1; then
+  cat "$browser_log"
+  skip "Browser" "scripts/deps.sh browser could not install Chromium and a font (see above)"
+else
+  set +e
+  bash tests/browser/run.sh "$root/build-test-openblas" 2>&1 | tee "$browser_log"
+  browser_status=${PIPESTATUS[0]}
+  set -e
+  if [ "$browser_status" = 77 ]; then
+    reason=$(grep '^skipped: ' "$browser_log" | tail -1)
+    skip "Browser" "${reason#skipped: }"
+  elif [ "$browser_status" != 0 ]; then
+    echo "error: the browser test failed (see above)" >&2; exit 1
+  else
+    end_stage
+  fi
 fi

@@ -34,6 +34,16 @@ int ex_write_png(const char *path, const uint8_t *pixels, int width, int height,
 int ex_write_grid_png(const char *path, const float *images, int count, int channels,
                       int height, int width, int cols, int pad, int scale);
 
+/* The same 8-bit image as a PNG in memory: *png (malloc'ed, the
+   caller frees it) of *len bytes.  Returns 0, or -1 (nothing allocated). */
+int ex_encode_png(const uint8_t *pixels, int width, int height, int channels,
+                  unsigned char **png, size_t *len);
+
+/* The pixels ex_write_grid_png encodes, interleaved, malloc'ed (the caller
+   frees them), *out_width x *out_height; NULL after a message on stderr. */
+uint8_t *ex_grid_pixels(const float *images, int count, int channels, int height, int width,
+                        int cols, int pad, int scale, int *out_width, int *out_height);
+
 /* ---- Charts (plot.c, PLplot "pngcairo") ---- */
 
 /* Loss curves against epochs: train and test (test may be NULL) with a

@@ -83,6 +83,27 @@ int ex_write_png(const char *path, const uint8_t *pixels, int width, int height,
     return rc;
 }
 
+int ex_encode_png(const uint8_t *pixels, int width, int height, int channels,
+                  unsigned char **png, size_t *len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    if (!pixels || !png || !len || width <= 0 || height <= 0 || (channels != 1 && channels != 3))
+        return -1;
+    /* A memory stream lets the file writer's code serve both. */
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        return -1;
+    int rc = encode_png(f, pixels, width, height, channels);
+    if (fclose(f) != 0 || rc != 0) {
+        free(buf);
+        return -1;
+    }
+    *png = (unsigned char *)buf;
+    *len = size;
+    return 0;
+}
+
 /* [0,1] -> 0..255, clamping; NaN (which fails every comparison) gives 0. */
 static uint8_t to_byte(float v)
 {
@@ -108,13 +129,13 @@ static void blit_tile(uint8_t *canvas, size_t canvas_w, const float *img, int ch
     }
 }
 
-int ex_write_grid_png(const char *path, const float *images, int count, int channels,
-                      int height, int width, int cols, int pad, int scale)
+uint8_t *ex_grid_pixels(const float *images, int count, int channels, int height, int width,
+                        int cols, int pad, int scale, int *out_width, int *out_height)
 {
-    if (!path || !images || count <= 0 || (channels != 1 && channels != 3) || height <= 0 ||
+    if (!images || count <= 0 || (channels != 1 && channels != 3) || height <= 0 ||
         width <= 0 || cols <= 0 || pad < 0 || scale <= 0) {
-        fprintf(stderr, "ex_write_grid_png: bad arguments for %s\n", path ? path : "(null)");
-        return -1;
+        fprintf(stderr, "ex_grid_pixels: bad arguments\n");
+        return NULL;
     }
     if (cols > count)
         cols = count;
@@ -123,14 +144,14 @@ int ex_write_grid_png(const char *path, const float *images, int count, int chan
     double tile_w = (double)width * scale, tile_h = (double)height * scale;
     double cw = cols * tile_w + (cols + 1.0) * pad, ch = rows * tile_h + (rows + 1.0) * pad;
     if (cw * ch * channels > (double)EX_MAX_PNG_BYTES) {
-        fprintf(stderr, "%s: a %.0fx%.0f grid is too large\n", path, cw, ch);
-        return -1;
+        fprintf(stderr, "a %.0fx%.0f grid is too large\n", cw, ch);
+        return NULL;
     }
     size_t canvas_w = (size_t)cw, canvas_h = (size_t)ch;
     uint8_t *canvas = malloc(canvas_w * canvas_h * (size_t)channels);
     if (!canvas) {
-        fprintf(stderr, "%s: out of memory\n", path);
-        return -1;
+        fprintf(stderr, "a %zux%zu grid: out of memory\n", canvas_w, canvas_h);
+        return NULL;
     }
     /* Mid-gray separators stand out against both black and white digits. */
     memset(canvas, 128, canvas_w * canvas_h * (size_t)channels);
@@ -141,7 +162,23 @@ int ex_write_grid_png(const char *path, const float *images, int count, int chan
         blit_tile(canvas, canvas_w, images + (size_t)i * image_size, channels, height, width,
                   x0, y0, scale);
     }
-    int rc = ex_write_png(path, canvas, (int)canvas_w, (int)canvas_h, channels);
+    *out_width = (int)canvas_w;
+    *out_height = (int)canvas_h;
+    return canvas;
+}
+
+int ex_write_grid_png(const char *path, const float *images, int count, int channels,
+                      int height, int width, int cols, int pad, int scale)
+{
+    int canvas_w, canvas_h;
+    uint8_t *canvas = path ? ex_grid_pixels(images, count, channels, height, width, cols, pad,
+                                            scale, &canvas_w, &canvas_h)
+                           : NULL;
+    if (!canvas) {
+        fprintf(stderr, "ex_write_grid_png: no grid for %s\n", path ? path : "(null)");
+        return -1;
+    }
+    int rc = ex_write_png(path, canvas, canvas_w, canvas_h, channels);
     free(canvas);
     return rc;
 }

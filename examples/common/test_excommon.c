@@ -109,6 +109,42 @@ static void test_png_errors(void)
     CHECK(stat(out_path("tiny.png.tmp"), &st) != 0); /* renamed, not left */
 }
 
+/* The in-memory PNG is the file's bytes; the grid's pixels are the
+   images' values (to_byte: clamped, rounded) with grey 128 around them. */
+static void test_png_memory(void)
+{
+    uint8_t px[6] = {0, 64, 128, 255, 1, 2};
+    unsigned char *png = NULL, file[256];
+    size_t len = 0;
+    CHECK(ex_write_png(out_path("mem.png"), px, 3, 2, 1) == 0);
+    CHECK(ex_encode_png(px, 3, 2, 1, &png, &len) == 0);
+    FILE *f = fopen(out_path("mem.png"), "rb");
+    size_t n = f ? fread(file, 1, sizeof file, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(png && len > 8 && n == len && memcmp(png, file, len) == 0);
+    CHECK(png && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
+    free(png);
+    CHECK(ex_encode_png(px, 3, 2, 2, &png, &len) == -1);
+
+    /* two 1x2 RGB images (C,H,W) in a grid of 2 columns, gap 1 */
+    float img[12] = {0.0f, 1.0f, 0.5f, 0.25f, -1.0f, 2.0f, /* image 0: R, G, B planes */
+                     0.2f, 0.4f, 0.6f, 0.8f, NAN, 0.998f};
+    int w = 0, h = 0;
+    uint8_t *grid = ex_grid_pixels(img, 2, 3, 1, 2, 2, 1, 1, &w, &h);
+    CHECK(grid && w == 7 && h == 3);
+    if (grid) {
+        const uint8_t *row = grid + 1 * 7 * 3; /* the middle row */
+        const uint8_t want[7][3] = {{128, 128, 128}, {0, 128, 0},   {255, 64, 255},
+                                    {128, 128, 128}, {51, 153, 0}, {102, 204, 254},
+                                    {128, 128, 128}};
+        CHECK(memcmp(row, want, sizeof want) == 0);
+        CHECK(grid[0] == 128 && grid[7 * 3 * 3 - 1] == 128);
+        free(grid);
+    }
+    CHECK(ex_grid_pixels(img, 0, 3, 1, 2, 2, 1, 1, &w, &h) == NULL);
+}
+
 /* ---- Charts ---- */
 
 static void test_plots(void)
@@ -311,6 +347,7 @@ int main(int argc, char **argv)
     test_gray_grid();
     test_rgb_grid();
     test_png_errors();
+    test_png_memory();
     test_plots();
     test_parser();
     test_mkdir();
